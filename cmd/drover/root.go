@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// globalFlags are the flags every subcommand accepts.
+type globalFlags struct {
+	config    string
+	logLevel  string
+	logFormat string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "drover",
+		Short:         "Leaderless, CodeDeploy-compatible deployment daemon",
+		Long:          "drover watches a Git branch or S3 prefix for a desired revision, agrees with its peers over gossip who may deploy when, and runs CodeDeploy appspec.yml lifecycle hooks locally.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.config, "config", "/etc/drover/drover.yaml", "configuration file")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+
+	root.AddCommand(
+		newVersionCmd(),
+		newValidateCmd(),
+		newDeployLocalCmd(g),
+		newPushCmd(g),
+		newSimulateCmd(g),
+		newManCmd(),
+	)
+	return root
+}
+
+// newLogger builds the process logger from the global flags. Logs go to
+// stderr so that journald keeps them and stdout stays for command output.
+func (g *globalFlags) newLogger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(g.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
+	}
+}
