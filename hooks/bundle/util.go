@@ -1,0 +1,8 @@
+package bundle
+
+import (
+	"errors"
+	"syscall"
+)
+
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
