@@ -1,5 +1,3 @@
-// Package appspec parses and validates AWS CodeDeploy appspec.yml files for
-// the EC2/On-Premises compute platform on Linux.
 package appspec
 
 import (
@@ -63,14 +61,23 @@ type AppSpec struct {
 	Files              []File
 	FileExistsBehavior FileExistsBehavior // DISALLOW when absent
 	Permissions        []Permission
-	Hooks              map[Event][]Hook
+	Hooks              map[Event][]Hook // only scriptable events; absent events have no scripts
+
+	// Warnings are findings that do not stop a deployment: keys CodeDeploy
+	// ignores (typos such as "runAs"), relative paths, events without
+	// scripts. Callers should log them.
+	Warnings []Problem
+
+	lines map[string]int // field path -> line, for the bundle checks of Load
 }
 
 // File is one entry of the files section.
 type File struct {
-	Source      string // relative to the bundle root; "/" or "" means the whole bundle
-	Destination string // absolute path on the instance (before any root prefix)
-	Line        int
+	// Source is cleaned and relative to the bundle root, without a leading
+	// slash; "" means the whole bundle (written "/" in appspec.yml).
+	Source      string
+	Destination string // absolute and cleaned, on the instance (before any root prefix)
+	Line        int    // line of the entry
 }
 
 // ObjectType is a permissions type filter.
@@ -84,37 +91,65 @@ const (
 
 // Permission is one entry of the permissions section.
 type Permission struct {
-	Object  string   // absolute path on the instance
+	Object  string   // absolute and cleaned path on the instance
 	Pattern string   // glob; "**" when absent (every entry below Object)
 	Except  []string // globs excluded from Pattern
-	Owner   string
-	Group   string
-	Mode    fs.FileMode // permission bits incl. setuid/setgid/sticky; valid only when HasMode
+	Owner   string   // user name; empty leaves the owner alone
+	Group   string   // group name; empty leaves the group alone
+	// Mode holds the permission bits and fs.ModeSetuid, fs.ModeSetgid,
+	// fs.ModeSticky (as os.Chmod takes them); valid only when HasMode.
+	Mode    fs.FileMode
 	HasMode bool
-	ACLs    []string // setfacl entries, e.g. "u:bob:rw"
+	// ACLs are setfacl entries in canonical long form, e.g.
+	// "user:bob:rw-" or "default:group:dev:r-x". Nil when acls is absent;
+	// empty but non-nil for "acls: []" (CodeDeploy then sets the base
+	// entries only, removing any other).
+	ACLs    []string
 	Context *SELinuxContext
-	Types   []ObjectType // empty means both files and directories
-	Line    int
+	// Types is never empty after Parse: [file directory] when absent.
+	Types []ObjectType
+	Line  int // line of the entry
+}
+
+// HasType reports whether the entry applies to objects of type t.
+func (p Permission) HasType(t ObjectType) bool {
+	for _, x := range p.Types {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 // SELinuxContext is a permissions context entry.
 type SELinuxContext struct {
-	User  string
-	Role  string
-	Type  string
+	User  string // SELinux user; from "name" (what CodeDeploy's agent reads) or "user" (what its docs say)
+	Role  string // always empty: CodeDeploy does not support roles
+	Type  string // required
 	Range *SELinuxRange
 }
 
-// SELinuxRange is the MLS/MCS range of a context.
+// SELinuxRange is the MLS/MCS range of a context, split the way SELinux
+// reads "low-high": categories belong to High, and to Low as well when the
+// two sensitivities are equal. String gives back the form CodeDeploy passes
+// to semanage.
 type SELinuxRange struct {
-	Low  string
-	High string
+	Low  string // e.g. "s0", or "s0:c0.c5" when Low == High
+	High string // e.g. "s3:c0.c7,c13"
+}
+
+// String returns the range as "Low" when Low == High, else "Low-High".
+func (r SELinuxRange) String() string {
+	if r.Low == r.High {
+		return r.Low
+	}
+	return r.Low + "-" + r.High
 }
 
 // Hook is one script attached to a lifecycle event.
 type Hook struct {
-	Location string        // relative to the bundle root
-	Timeout  time.Duration // DefaultHookTimeout when absent
+	Location string        // cleaned, relative to the bundle root, never empty
+	Timeout  time.Duration // in (0, DefaultHookTimeout]; DefaultHookTimeout when absent
 	RunAs    string        // user name; empty runs as the agent's user
-	Line     int
+	Line     int           // line of the entry
 }
