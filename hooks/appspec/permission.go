@@ -48,7 +48,7 @@ func (p *parser) permission(item *yaml.Node, field string) (Permission, bool) {
 	// optional returns the value of an optional key, nil when absent or null.
 	optional := func(key string) *yaml.Node {
 		if k, found := got[key]; found && !isNull(k.value) {
-			p.line(join(field, key), k.value.Line)
+			p.line(join(field, key), k.line)
 			return k.value
 		}
 		return nil
