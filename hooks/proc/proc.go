@@ -1,0 +1,476 @@
+// Package proc runs one lifecycle hook script under process control
+// (DESIGN.md §7, §9): its whole process tree is tracked and killed on timeout
+// or cancellation, its output is read line by line, and the event ends when
+// the script exits even if something it left behind still holds its output.
+//
+// # Implementations
+//
+// New picks one of two controllers; both observe the same behaviour.
+//
+// systemd (system bus as root, user bus otherwise): each script runs in its
+// own transient scope unit, drover-<app>-<event>-<deployment>.scope. The
+// agent forks the child itself, but held before exec: the child is a tiny
+// /bin/sh trampoline, `read -r _ <&3; exec "$0" "$@"`, blocked reading an
+// inherited pipe. The agent asks systemd (StartTransientUnit) for a scope
+// with PIDs=[child], waits for the job, and only then writes the byte that
+// lets the trampoline exec the script. So no process of the script's tree
+// can ever run outside the scope: the race of a process forking before it is
+// moved into its unit cannot happen, without ptrace. The scope has
+// KillMode=control-group, SendSIGKILL=yes, TimeoutStopUSec=KillGrace and
+// CollectMode=inactive-or-failed, so:
+//   - it disappears by itself when its last process exits;
+//   - processes a script leaves running (an ApplicationStart's daemon) stay
+//     in it and survive the agent's restarts and upgrades, visible in
+//     `systemctl status`;
+//   - on timeout or cancellation the agent stops the unit: systemd sends
+//     TERM to every process in the cgroup, KILL after the grace, and Run
+//     waits until the unit is inactive.
+//
+// A unit that already exists under the name (a stale one from a crash, or
+// processes an earlier run of the same event left running) is never touched;
+// the new scope gets a unique suffix instead. Result.Unit says which.
+//
+// Process groups (no systemd, or systemd: off): the child gets its own
+// process group; on timeout the agent sends TERM to the group, then KILL
+// after the grace, and waits until the group is empty. A process that leaves
+// the group (setsid, setpgid — daemonising tools do) escapes this and is
+// neither tracked nor killed; only cgroups close that gap. The same
+// trampoline is used (released at once) so both controllers run scripts the
+// same way.
+//
+// # Output and the end of an event
+//
+// stdout and stderr are pipes the agent reads itself (never exec.Cmd's copy
+// goroutines, whose Wait blocks while any process holds the pipe). Each line
+// goes to Spec.Output with the time it was read; lines longer than 64 KiB are
+// split. Run returns when the script (the direct child) has exited and its
+// output is drained: if a process it left behind still holds a pipe after
+// DrainTimeout, Run returns with Result.LeftoverOutput. From then on the
+// Runner keeps reading and discarding that pipe until EOF or Close, rather
+// than closing it at once as a simpler design would: a left-behind daemon
+// that logs to stdout would otherwise die of SIGPIPE (or block on a full
+// pipe) right after its deployment succeeded. After Close (the agent
+// stopping) its writes fail with EPIPE; scripts should redirect the output
+// of what they start in the background, and the warning says so.
+//
+// # Environment
+//
+// Spec.Env is passed as the environment, never spliced into a shell line.
+// The trampoline shell passes it on unchanged, except that it sets PWD to
+// the working directory, and that names which are not shell identifiers and
+// IFS may be dropped or reset by it (dash does) — as any shell script would.
+// With Spec.User the script runs with that user's uid, gid and supplementary
+// groups, and HOME, USER, LOGNAME, SHELL (from the passwd entry) and a reset
+// PATH, which take precedence over the same names in Spec.Env (so an agent
+// environment passed along does not leak the agent's HOME or PATH); all
+// other Env entries are added. Making the script executable is the caller's
+// job (CodeDeploy chmods +x); a script that is not runs and fails with exit
+// code 126 like it would from a shell.
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Line is one line of a script's output.
+type Line struct {
+	Time   time.Time
+	Stream string // "stdout" or "stderr"
+	Text   string // without the trailing newline
+}
+
+// Spec says what to run and how.
+type Spec struct {
+	// Unit names the systemd unit, e.g. "drover-hello-web-AfterInstall-d-0123456789ab".
+	// It is escaped into a valid unit name, ".scope" is added, and a suffix
+	// if a unit of that name exists. Ignored without systemd.
+	Unit string
+	// Path is the script to run, absolute; it is executed directly (shebang).
+	Path string
+	Args []string
+	// Dir is the working directory (the bundle root).
+	Dir string
+	// Env is the environment, KEY=VALUE; later entries win.
+	Env []string
+	// User is runas: "" runs as the agent's user; a name or numeric uid runs
+	// with that user's ids and a login-like environment (see the package doc).
+	User string
+	// Timeout kills the whole tree when exceeded; 0 means none.
+	Timeout time.Duration
+	// KillGrace is the time between TERM and KILL (default 10s).
+	KillGrace time.Duration
+	// DrainTimeout is how long output is still read after the script exits
+	// while a leftover process holds the pipe (default 2s).
+	DrainTimeout time.Duration
+	// Output is called for every line, from one goroutine at a time, never
+	// after Run returns. Nil discards output.
+	Output func(Line)
+}
+
+// Result is how a script ended.
+type Result struct {
+	ExitCode       int    // -1 if killed by a signal
+	Signal         string // e.g. "SIGKILL" when signalled
+	TimedOut       bool
+	Canceled       bool // ctx was cancelled (agent shutdown): tree killed like a timeout
+	LeftoverOutput bool // a process the script left behind still held stdout/stderr
+	Duration       time.Duration
+	Unit           string // the systemd unit it ran in; "" without systemd
+}
+
+// Runner runs one hook script. The error is only for failures to start or to
+// talk to systemd; a script's non-zero exit is a Result.
+type Runner interface {
+	Run(ctx context.Context, s Spec) (Result, error)
+	Close() error
+}
+
+// Modes accepted by New (the systemd setting of the config).
+const (
+	ModeAuto   = "auto"
+	ModeSystem = "system"
+	ModeUser   = "user"
+	ModeOff    = "off"
+)
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("hook runner closed")
+
+const (
+	defaultKillGrace    = 10 * time.Second
+	defaultDrainTimeout = 2 * time.Second
+	// maxLine is the longest line passed to Output; longer ones are split.
+	maxLine = 64 << 10
+	// trampoline holds the child until it is released through fd 3, then
+	// becomes the script. $0 is the script, "$@" its arguments. Exit 125
+	// (never running the script) if the agent closes the pipe instead.
+	trampoline = `read -r _ <&3 || exit 125; exec 3<&-; exec "$0" "$@"`
+	shell      = "/bin/sh"
+)
+
+// New returns a Runner for mode: "auto" uses systemd when it runs (the system
+// bus as root, the user bus otherwise; /run/systemd/system exists and the
+// manager answers) and process groups otherwise; "system" and "user" force
+// that bus and fail if it does not answer; "off" uses process groups. The
+// user bus is found through DBUS_SESSION_BUS_ADDRESS or XDG_RUNTIME_DIR.
+func New(ctx context.Context, mode string, log *slog.Logger) (Runner, error) {
+	return newRunner(ctx, mode, log, os.Getenv)
+}
+
+func newRunner(ctx context.Context, mode string, log *slog.Logger, getenv func(string) string) (*runner, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{log: log, now: time.Now, leftovers: map[*output]struct{}{}}
+	var err error
+	switch mode {
+	case ModeOff:
+		r.ctl = pgroupController{}
+	case ModeSystem, ModeUser:
+		r.ctl, err = newSystemdController(ctx, mode, getenv, log)
+		if err != nil {
+			return nil, err
+		}
+	case ModeAuto, "":
+		bus := ModeUser
+		if os.Geteuid() == 0 {
+			bus = ModeSystem
+		}
+		if _, serr := os.Stat("/run/systemd/system"); serr != nil {
+			log.Info("systemd is not running; hooks run in process groups")
+			r.ctl = pgroupController{}
+			break
+		}
+		r.ctl, err = newSystemdController(ctx, bus, getenv, log)
+		if err != nil {
+			log.Warn("systemd does not answer; hooks run in process groups", "bus", bus, "err", err)
+			r.ctl = pgroupController{}
+		}
+	default:
+		return nil, fmt.Errorf("hook runner: unknown systemd mode %q (want auto, system, user or off)", mode)
+	}
+	log.Debug("hook runner ready", "controller", r.ctl.name())
+	return r, nil
+}
+
+// controller places a held child under control and kills its tree.
+type controller interface {
+	name() string
+	// place puts the child pid, not yet running the script, under control.
+	place(ctx context.Context, s Spec, pid int) (tree, error)
+	close() error
+}
+
+// tree is the process tree of one running script.
+type tree interface {
+	unit() string
+	// kill ends every process of the tree: TERM, KILL after grace, and
+	// returns once they are gone or it gave up.
+	kill(grace time.Duration) error
+}
+
+type runner struct {
+	log *slog.Logger
+	ctl controller
+	now func() time.Time
+
+	mu sync.Mutex
+	// closed and leftovers are guarded by mu. leftovers are outputs of
+	// finished scripts still held open by something they left running.
+	closed    bool
+	leftovers map[*output]struct{}
+	wg        sync.WaitGroup // leftover drainers
+}
+
+var _ Runner = (*runner)(nil)
+
+// Close stops reading leftover output and disconnects from systemd. It does
+// not touch running scopes.
+func (r *runner) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for o := range r.leftovers {
+		o.closeFiles()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return r.ctl.close()
+}
+
+// Run runs one script; see the package doc.
+func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return Result{}, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	if !filepath.IsAbs(s.Path) {
+		return Result{}, fmt.Errorf("run %s: script path is not absolute", s.Path)
+	}
+	if fi, err := os.Stat(s.Path); err != nil {
+		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
+	} else if !fi.Mode().IsRegular() {
+		return Result{}, fmt.Errorf("run %s: not a regular file", s.Path)
+	}
+	if s.KillGrace <= 0 {
+		s.KillGrace = defaultKillGrace
+	}
+	if s.DrainTimeout <= 0 {
+		s.DrainTimeout = defaultDrainTimeout
+	}
+
+	env := s.Env
+	var cred *syscall.Credential
+	if s.User != "" {
+		u, err := lookupUser(ctx, s.User)
+		if err != nil {
+			return Result{}, fmt.Errorf("run %s as %s: %w", s.Path, s.User, err)
+		}
+		cred = u.credential()
+		env = u.env(s.Env)
+	}
+
+	started := r.now()
+	p, err := r.start(s, env, cred)
+	if err != nil {
+		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	t, err := r.ctl.place(ctx, s, p.cmd.Process.Pid)
+	if err != nil {
+		p.abort()
+		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	res := Result{Unit: t.unit()}
+	if err := p.release(); err != nil {
+		// The child is gone already; its status says why.
+		r.log.Warn("release hook script", "path", s.Path, "err", err)
+	}
+
+	var timeout <-chan time.Time
+	if s.Timeout > 0 {
+		tm := time.NewTimer(s.Timeout)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	var state *os.ProcessState
+	select {
+	case state = <-p.exited:
+	case <-timeout:
+		res.TimedOut = true
+	case <-ctx.Done():
+		res.Canceled = true
+	}
+	if state == nil {
+		// The script may have exited at the same moment.
+		select {
+		case state = <-p.exited:
+			res.TimedOut, res.Canceled = false, false
+		default:
+		}
+	}
+	if state == nil {
+		if err := t.kill(s.KillGrace); err != nil {
+			r.log.Warn("kill hook process tree", "path", s.Path, "unit", res.Unit, "err", err)
+			p.killGroup() // last resort: at least the script and its group
+		}
+		state = <-p.exited
+	}
+	res.ExitCode, res.Signal = exitStatus(state)
+
+	// Drain: the script is gone; wait a little for EOF from anything it left.
+	drain := time.NewTimer(s.DrainTimeout)
+	defer drain.Stop()
+	select {
+	case <-p.out.done:
+	case <-drain.C:
+	case <-ctx.Done():
+	}
+	if p.out.detach() {
+		res.LeftoverOutput = true
+		r.keepDraining(p.out)
+	} else {
+		p.out.closeFiles()
+	}
+	res.Duration = r.now().Sub(started)
+	return res, nil
+}
+
+// keepDraining hands a detached output to the runner, which reads and
+// discards it until EOF or Close.
+func (r *runner) keepDraining(o *output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		o.closeFiles()
+		return
+	}
+	r.leftovers[o] = struct{}{}
+	r.wg.Go(func() {
+		<-o.done
+		o.closeFiles()
+		r.mu.Lock()
+		delete(r.leftovers, o)
+		r.mu.Unlock()
+	})
+}
+
+// process is a started, held child.
+type process struct {
+	cmd    *exec.Cmd
+	hold   *os.File // write end of the hold pipe; nil once released
+	out    *output
+	exited chan *os.ProcessState // receives once
+}
+
+// start forks the trampoline, held before exec, with its output pipes.
+func (r *runner) start(s Spec, env []string, cred *syscall.Credential) (*process, error) {
+	holdR, holdW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		holdR.Close()
+		holdW.Close()
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		holdR.Close()
+		holdW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       shell,
+		Args:       append([]string{"sh", "-c", trampoline, s.Path}, s.Args...),
+		Env:        env,
+		Dir:        s.Dir,
+		Stdout:     outW,
+		Stderr:     errW,
+		ExtraFiles: []*os.File{holdR},
+		SysProcAttr: &syscall.SysProcAttr{
+			// Own group: timeouts kill it without systemd, and a terminal's
+			// signals to the agent's group never reach hooks.
+			Setpgid:    true,
+			Credential: cred,
+		},
+	}
+	if env == nil {
+		cmd.Env = []string{} // nil would mean the agent's environment
+	}
+	err = cmd.Start()
+	// The child has its copies; the parent keeps only the read ends and the
+	// hold pipe's write end.
+	holdR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		holdW.Close()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	p := &process{
+		cmd:    cmd,
+		hold:   holdW,
+		out:    newOutput(s.Output, r.now, outR, errR),
+		exited: make(chan *os.ProcessState, 1),
+	}
+	go func() { // ends when the child exits; Run always receives
+		_ = cmd.Wait() // the status is in ProcessState
+		p.exited <- cmd.ProcessState
+	}()
+	return p, nil
+}
+
+// release lets the held trampoline exec the script.
+func (p *process) release() error {
+	_, err := p.hold.Write([]byte{'\n'})
+	if cerr := p.hold.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// abort ends a child that never ran the script, and its output readers.
+func (p *process) abort() {
+	p.hold.Close() // the trampoline exits 125 without exec
+	p.killGroup()
+	<-p.exited
+	p.out.closeFiles()
+	<-p.out.done
+}
+
+func (p *process) killGroup() {
+	_ = unix.Kill(-p.cmd.Process.Pid, unix.SIGKILL)
+}
+
+// exitStatus turns a wait status into ExitCode and Signal.
+func exitStatus(st *os.ProcessState) (int, string) {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	if ok && ws.Signaled() {
+		return -1, unix.SignalName(ws.Signal())
+	}
+	return st.ExitCode(), ""
+}
