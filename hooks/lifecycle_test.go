@@ -1,0 +1,163 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/drover-dev/drover/hooks/appspec"
+	"github.com/drover-dev/drover/hooks/bundle"
+	"github.com/drover-dev/drover/hooks/proc"
+)
+
+// newTestEngine builds an Engine over process groups (systemd "off"); the
+// systemd variant of the runner is tested in hooks/proc.
+func newTestEngine(t *testing.T) (*Engine, string) {
+	t.Helper()
+	ctx := context.Background()
+	runner, err := proc.New(ctx, "off", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { runner.Close() })
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	e, err := NewEngine(Config{Store: st, Runner: runner, Root: root, Host: "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, root
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func dirBundle(t *testing.T, files map[string]string) func(context.Context, string) error {
+	t.Helper()
+	src := t.TempDir()
+	writeFiles(t, src, files)
+	return func(ctx context.Context, dst string) error {
+		return bundle.Unpack(ctx, src, dst, bundle.DefaultLimits)
+	}
+}
+
+func TestEngineIgnoreApplicationStopFailures(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fail", true: "ignore"}[ignore], func(t *testing.T) {
+			e, _ := newTestEngine(t)
+			ctx := context.Background()
+			v1 := dirBundle(t, map[string]string{
+				"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n",
+				"stop.sh":     "#!/bin/sh\necho cannot stop >&2\nexit 1\n",
+			})
+			v2 := dirBundle(t, map[string]string{"appspec.yml": "version: 0.0\nos: linux\n"})
+			if _, err := e.Deploy(ctx, Request{Application: "a", Group: "g", Revision: "v1", Fetch: v1}); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := e.Deploy(ctx, Request{Application: "a", Group: "g", Revision: "v2", Fetch: v2, IgnoreApplicationStopFailures: ignore})
+			if ignore {
+				if err != nil || rec.Status != StatusSucceeded {
+					t.Fatalf("with the failure ignored: status %s, err %v", rec.Status, err)
+				}
+				return
+			}
+			var ee *EventError
+			if !errors.As(err, &ee) || ee.Event != appspec.ApplicationStop {
+				t.Fatalf("err = %v, want an ApplicationStop EventError", err)
+			}
+			if rec.Status != StatusFailed || rec.FailedEvent != "ApplicationStop" || !strings.Contains(rec.Error, "cannot stop") {
+				t.Errorf("record: status %s, event %s, error %q", rec.Status, rec.FailedEvent, rec.Error)
+			}
+			last, err := e.Store().LastSuccessful("g")
+			if err != nil || last.Revision != "v1" {
+				t.Errorf("last successful = %v (err %v), want v1 still", last, err)
+			}
+		})
+	}
+}
+
+func TestEngineMakesScriptsExecutable(t *testing.T) {
+	e, root := newTestEngine(t)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: run.txt\n",
+		"run.txt":     "#!/bin/sh\ntouch \"$DROVER_ROOT/ran\"\n",
+	})
+	rec, err := e.Deploy(context.Background(), Request{Application: "a", Group: "g", Revision: "v1",
+		Fetch: func(ctx context.Context, dst string) error { return bundle.Unpack(ctx, src, dst, bundle.DefaultLimits) }})
+	if err != nil {
+		t.Fatalf("deploy: %v (%+v)", err, rec)
+	}
+	if _, err := os.Stat(filepath.Join(root, "ran")); err != nil {
+		t.Errorf("script without x bit did not run: %v", err)
+	}
+}
+
+func TestEngineOneDeploymentPerGroup(t *testing.T) {
+	e, root := newTestEngine(t)
+	ctx := context.Background()
+	// The first deployment's script waits until the test has tried a
+	// second deployment of the same group.
+	gate := filepath.Join(root, "gate")
+	started := filepath.Join(root, "started")
+	fetch := dirBundle(t, map[string]string{
+		"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: wait.sh\n      timeout: 60\n",
+		"wait.sh":     "#!/bin/sh\ntouch \"$DROVER_ROOT/started\"\nwhile [ ! -e \"$DROVER_ROOT/gate\" ]; do sleep 0.05; done\n",
+	})
+	var wg sync.WaitGroup
+	var firstErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, firstErr = e.Deploy(ctx, Request{Application: "a", Group: "g", Revision: "v1", Fetch: fetch})
+	}()
+	waitFor(t, func() bool { _, err := os.Stat(started); return err == nil })
+	_, err := e.Deploy(ctx, Request{Application: "a", Group: "g", Revision: "v2", Fetch: fetch})
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("second deployment of a busy group: %v, want ErrBusy", err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("first deployment: %v", firstErr)
+	}
+}
+
+func TestEngineBadBundleFailsDownloadBundle(t *testing.T) {
+	e, _ := newTestEngine(t)
+	rec, err := e.Deploy(context.Background(), Request{Application: "a", Group: "g", Revision: "v1",
+		Fetch: dirBundle(t, map[string]string{"appspec.yml": "version: 0.0\nos: windows\n"})})
+	var ee *EventError
+	if !errors.As(err, &ee) || ee.Event != appspec.DownloadBundle {
+		t.Fatalf("err = %v, want a DownloadBundle failure", err)
+	}
+	if _, serr := os.Stat(e.Store().BundleDir("g", rec.ID)); !os.IsNotExist(serr) {
+		t.Errorf("a bundle that failed validation became a revision archive (stat: %v)", serr)
+	}
+	if _, serr := os.Stat(filepath.Join(e.Store().DeploymentDir("g", rec.ID), "bundle.staging")); !os.IsNotExist(serr) {
+		t.Errorf("staging directory left behind (stat: %v)", serr)
+	}
+}

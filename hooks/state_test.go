@@ -1,0 +1,159 @@
+package hooks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestDeploymentIDIsStableAndShaped(t *testing.T) {
+	a := DeploymentID("hello-web", "web-prod", "abc123", 1)
+	if a != DeploymentID("hello-web", "web-prod", "abc123", 1) {
+		t.Fatal("same inputs gave different IDs")
+	}
+	if !regexp.MustCompile(`^d-[0-9a-f]{12}$`).MatchString(a) {
+		t.Fatalf("ID %q is not d- and 12 hex digits", a)
+	}
+	for _, other := range []string{
+		DeploymentID("hello-web", "web-prod", "abc123", 2),
+		DeploymentID("hello-web", "web-prod", "abc124", 1),
+		DeploymentID("hello-web", "web-dev", "abc123", 1),
+		DeploymentID("hello-we", "bweb-prod", "abc123", 1), // field boundaries matter
+	} {
+		if other == a {
+			t.Errorf("different inputs gave the same ID %s", a)
+		}
+	}
+	if g := DeploymentGroupID("a", "b"); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(g) {
+		t.Errorf("group ID %q is not UUID-shaped", g)
+	}
+}
+
+func TestStoreLockIsExclusive(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := st.Lock("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Lock("web"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second lock: %v, want ErrBusy", err)
+	}
+	other, err := st.Lock("db")
+	if err != nil {
+		t.Fatalf("another group's lock: %v", err)
+	}
+	other()
+	unlock()
+	again, err := st.Lock("web")
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
+}
+
+func TestStoreRejectsUnsafeNames(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"", "..", "../etc", "a/b", ".hidden", "sp ace"} {
+		if _, err := st.Lock(g); err == nil {
+			t.Errorf("Lock(%q) accepted an unsafe group name", g)
+		}
+	}
+}
+
+func TestStoreRecoverMarksInterruptedDeploymentsFailed(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	running := &Record{ID: "d-000000000001", Application: "app", Group: "g", Seq: 1, Status: StatusRunning, Started: t0,
+		Events: []EventRecord{
+			{Name: "BeforeInstall", Status: EventSucceeded, Started: t0, Finished: t0},
+			{Name: "AfterInstall", Status: EventRunning, Started: t0},
+		}}
+	done := &Record{ID: "d-000000000002", Application: "app", Group: "h", Seq: 1, Status: StatusSucceeded, Started: t0, Finished: t0}
+	for _, r := range []*Record{running, done} {
+		if err := st.Put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(time.Minute)
+	got, err := st.Recover(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != running.ID {
+		t.Fatalf("recovered %v, want only %s", got, running.ID)
+	}
+	r, err := st.Get("g", running.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != StatusFailed || r.FailedEvent != "AfterInstall" || !r.Finished.Equal(now) {
+		t.Errorf("recovered record: status %s, failed event %q, finished %v", r.Status, r.FailedEvent, r.Finished)
+	}
+	if r.Events[1].Status != EventFailed {
+		t.Errorf("interrupted event status %s, want failed", r.Events[1].Status)
+	}
+	if again, err := st.Recover(now); err != nil || len(again) != 0 {
+		t.Errorf("second Recover changed %d records (err %v), want none", len(again), err)
+	}
+	if r, _ := st.Get("h", done.ID); r.Status != StatusSucceeded {
+		t.Errorf("a finished deployment was changed to %s", r.Status)
+	}
+}
+
+func TestStorePruneKeepsArchivesAndLastSuccessful(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const group = "g"
+	var ids []string
+	for i := 1; i <= 10; i++ {
+		r := &Record{ID: fmt.Sprintf("d-%012d", i), Application: "app", Group: group, Seq: i, Status: StatusFailed}
+		if i == 2 {
+			r.Status = StatusSucceeded
+		}
+		if err := st.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(st.BundleDir(group, r.ID), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := os.MkdirAll(st.groupDir(group), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.setLastSuccessful(group, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.setPendingCleanups(group, []string{ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Prune(group, 5, 7); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	for i, id := range ids {
+		seq := i + 1
+		wantBundle := seq == 2 || seq >= 7 // last successful, plus the 4 newest others (5 archives in all)
+		wantRecord := seq == 1 || seq == 2 || seq >= 4
+		if got := exists(st.BundleDir(group, id)); got != wantBundle {
+			t.Errorf("seq %d: bundle kept = %v, want %v", seq, got, wantBundle)
+		}
+		if _, err := st.Get(group, id); (err == nil) != wantRecord {
+			t.Errorf("seq %d: record kept = %v, want %v", seq, err == nil, wantRecord)
+		}
+	}
+}
