@@ -75,8 +75,9 @@
 //     octal number 420 and applied r---w----, and rejected 0755, read as
 //     493, for its digit 9.) Modes have one to four octal digits, padded
 //     with zeros to three (mode: 7 is 007; mode: 4755 is setuid plus
-//     rwxr-xr-x); five or more characters, as in 0100644, 00644 or 644.0,
-//     are rejected, as is an empty mode.
+//     rwxr-xr-x); five or more characters, as in 04755, 0100644, 00644 or
+//     644.0, are rejected (agent 1 read 04755 as the number 2541 and set
+//     setgid r---w---x), as is an empty mode.
 //   - version: 0.0 must stay unquoted. CodeDeploy compares it with the
 //     number 0.0, so version: "0.0" is a string and both agents reject it.
 //   - timeout: 300 and timeout: "300" are both 300 seconds. A leading

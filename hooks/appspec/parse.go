@@ -30,6 +30,15 @@ var (
 // reservedEvents exist in CodeDeploy's lifecycle but belong to the agent.
 var reservedEvents = map[string]bool{"BlockTraffic": true, "AllowTraffic": true}
 
+// legacyEvents are the names CodeDeploy's agent once used for the traffic
+// events; its service no longer runs them.
+var legacyEvents = map[string]Event{
+	"BeforeELBRemove": BeforeBlockTraffic,
+	"AfterELBRemove":  AfterBlockTraffic,
+	"BeforeELBAdd":    BeforeAllowTraffic,
+	"AfterELBAdd":     AfterAllowTraffic,
+}
+
 // Parse reads and validates an appspec file. name is used in messages only;
 // Parse does not touch the file system. On failure the error is an *Error
 // listing every problem found.
@@ -377,7 +386,9 @@ func (p *parser) hooks(e entry) {
 				names[i] = string(x)
 			}
 			msg := "unknown lifecycle event"
-			if s := suggest(ev.key, names); s != "" {
+			if now, ok := legacyEvents[ev.key]; ok {
+				msg += fmt.Sprintf("; it is called %s now", now)
+			} else if s := suggest(ev.key, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			} else {
 				msg += "; scriptable events are " + strings.Join(scriptable(), ", ")

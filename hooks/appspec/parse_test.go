@@ -51,6 +51,7 @@ var rejectCases = []struct {
 	{"mode too long", head + "permissions:\n  - object: /srv\n    mode: 12345\n", 5, "permissions[0].mode", "one to four octal digits"},
 	{"mode with 8", head + "permissions:\n  - object: /srv\n    mode: 648\n", 5, "permissions[0].mode", "invalid character '8'"},
 	{"mode letters", head + "permissions:\n  - object: /srv\n    mode: rwx\n", 5, "permissions[0].mode", "invalid character 'r'"},
+	{"mode 04755", head + "permissions:\n  - object: /srv\n    mode: 04755\n", 5, "permissions[0].mode", `"04755" has 5 characters`},
 	{"mode seven digits", head + "permissions:\n  - object: /srv\n    mode: 0100644\n", 5, "permissions[0].mode", "has 7 characters"},
 	{"mode empty", head + "permissions:\n  - object: /srv\n    mode: ''\n", 5, "permissions[0].mode", "is empty"},
 	{"mode a list", head + "permissions:\n  - object: /srv\n    mode: [6, 4, 4]\n", 5, "permissions[0].mode", "got a list"},
@@ -76,6 +77,8 @@ var rejectCases = []struct {
 	{"user and name differ", head + "permissions:\n  - object: /srv\n    context:\n      type: t\n      name: a_u\n      user: b_u\n", 8, "permissions[0].context.user", "differs"},
 	{"hooks a list", head + "hooks:\n  - AfterInstall: a.sh\n", 4, "hooks", "Lambda and ECS"},
 	{"unknown event", head + "hooks:\n  AfterInstal:\n    - location: a.sh\n", 4, "hooks.AfterInstal", `did you mean "AfterInstall"?`},
+	{"legacy event", head + "hooks:\n  BeforeELBAdd:\n    - location: a.sh\n", 4, "hooks.BeforeELBAdd", "called BeforeAllowTraffic now"},
+	{"long value clipped", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      runas: \"" + strings.Repeat("x y", 300) + "\"\n", 6, "hooks.AfterInstall[0].runas", "... (427 bytes more)"},
 	{"unknown event far off", head + "hooks:\n  Deploy:\n    - location: a.sh\n", 4, "hooks.Deploy", "scriptable events are"},
 	{"scripts on DownloadBundle", head + "hooks:\n  DownloadBundle:\n    - location: a.sh\n", 4, "hooks.DownloadBundle", "cannot run scripts"},
 	{"scripts on Install", head + "hooks:\n  Install:\n    - location: a.sh\n", 4, "hooks.Install", "cannot run scripts"},
@@ -303,6 +306,19 @@ func TestParseModes(t *testing.T) {
 		if p := spec.Permissions[0]; !p.HasMode || p.Mode != tc.want {
 			t.Errorf("mode %s = %v (has %v), want %v", tc.in, p.Mode, p.HasMode, tc.want)
 		}
+	}
+}
+
+func TestParseEmptyACLs(t *testing.T) {
+	spec, err := Parse("appspec.yml", []byte(head+"permissions:\n  - object: /srv\n    acls: []\n  - object: /srv/b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := spec.Permissions[0].ACLs; a == nil || len(a) != 0 {
+		t.Errorf("acls: [] gave %#v, want an empty non-nil list", a)
+	}
+	if a := spec.Permissions[1].ACLs; a != nil {
+		t.Errorf("no acls gave %#v, want nil", a)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrNotFound is wrapped by Find and Load when a bundle has neither
@@ -59,11 +60,28 @@ type findings struct {
 }
 
 func (f *findings) errorf(line int, field, format string, args ...any) {
-	f.problems = append(f.problems, Problem{File: f.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
+	f.problems = append(f.problems, f.problem(line, field, format, args...))
 }
 
 func (f *findings) warnf(line int, field, format string, args ...any) {
-	f.warnings = append(f.warnings, Problem{File: f.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
+	f.warnings = append(f.warnings, f.problem(line, field, format, args...))
+}
+
+// problem builds a Problem; fields and messages quote what the file says,
+// so both are clipped to keep a hostile file from flooding the logs.
+func (f *findings) problem(line int, field, format string, args ...any) Problem {
+	return Problem{File: f.file, Line: line, Field: clip(field, 200), Message: clip(fmt.Sprintf(format, args...), 500)}
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes more)", s[:cut], len(s)-cut)
 }
 
 // sorted orders findings by line, keeping the order of discovery within a line.
