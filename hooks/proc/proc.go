@@ -15,16 +15,25 @@
 // with PIDs=[child], waits for the job, and only then writes the byte that
 // lets the trampoline exec the script. So no process of the script's tree
 // can ever run outside the scope: the race of a process forking before it is
-// moved into its unit cannot happen, without ptrace. The scope has
+// moved into its unit cannot happen. (Go runs no code of ours between fork
+// and exec, so holding a child takes either ptrace — denied by Yama and many
+// container profiles, and tied to one OS thread — or a helper program;
+// /bin/sh is on every host.) The scope has
 // KillMode=control-group, SendSIGKILL=yes, TimeoutStopUSec=KillGrace and
 // CollectMode=inactive-or-failed, so:
-//   - it disappears by itself when its last process exits;
+//   - it disappears by itself when its last process exits (a few
+//     milliseconds after Run returns, when systemd notices);
 //   - processes a script leaves running (an ApplicationStart's daemon) stay
 //     in it and survive the agent's restarts and upgrades, visible in
 //     `systemctl status`;
 //   - on timeout or cancellation the agent stops the unit: systemd sends
 //     TERM to every process in the cgroup, KILL after the grace, and Run
 //     waits until the unit is inactive.
+//
+// With the user bus the manager must be allowed to move the agent's child
+// into its cgroup tree: true as root, and for an agent that itself runs in
+// that user's manager (a user service); an unprivileged agent started
+// elsewhere gets an error from Run and should use systemd: off.
 //
 // A unit that already exists under the name (a stale one from a crash, or
 // processes an earlier run of the same event left running) is never touched;
@@ -58,7 +67,8 @@
 // Spec.Env is passed as the environment, never spliced into a shell line.
 // The trampoline shell passes it on unchanged, except that it sets PWD to
 // the working directory, and that names which are not shell identifiers and
-// IFS may be dropped or reset by it (dash does) — as any shell script would.
+// IFS may be dropped or reset by it (dash does; bash as sh also sets
+// SHLVL) — as any shell script run by the hook would do anyway.
 // With Spec.User the script runs with that user's uid, gid and supplementary
 // groups, and HOME, USER, LOGNAME, SHELL (from the passwd entry) and a reset
 // PATH, which take precedence over the same names in Spec.Env (so an agent
@@ -296,6 +306,12 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	t, err := r.ctl.place(ctx, s, p.cmd.Process.Pid)
 	if err != nil {
+		p.abort()
+		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled while the scope was made: never run the script. The
+		// scope ends with the trampoline.
 		p.abort()
 		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
 	}
