@@ -386,6 +386,8 @@ func testKillsTree(t *testing.T, r *runner, systemd, cancel bool) {
 		t.Fatalf("Run: %v", err)
 	}
 	gc, ggc := readPid(t, dir, "gc"), readPid(t, dir, "ggc")
+	killOnCleanup(t, gc) // only if the test fails
+	killOnCleanup(t, ggc)
 	if !slices.Contains(out.stream("stdout"), "ready") {
 		t.Fatalf("the tree was not complete when the hook was killed: %+v", out.all())
 	}
