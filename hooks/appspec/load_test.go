@@ -163,7 +163,7 @@ hooks:
 	name := filepath.Join(dir, "appspec.yml")
 	want := strings.Join([]string{
 		name + `:4: files[0].source: "app" is not in the bundle`,
-		name + `:9: hooks.BeforeInstall[0].timeout: must be a positive whole number of seconds, got "soon"`,
+		name + `:9: hooks.BeforeInstall[0].timeout: must be a positive number of seconds, got "soon"`,
 		name + `:11: hooks.AfterInstall[0].location: script "scripts/after.sh" is not in the bundle`,
 	}, "\n")
 	if err.Error() != want {

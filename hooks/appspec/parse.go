@@ -215,7 +215,7 @@ func (p *parser) os(got map[string]entry, root *yaml.Node) {
 	case v.Kind == yaml.ScalarNode && v.Value == "linux":
 		p.spec.OS = "linux"
 	case v.Kind == yaml.ScalarNode && v.Value == "windows":
-		p.errorf(v.Line, "os", `"windows" is not supported: drover deploys to Linux only; os must be "linux"`)
+		p.errorf(v.Line, "os", `"windows" is not supported, want linux`)
 	case v.Kind == yaml.ScalarNode && strings.EqualFold(v.Value, "linux"):
 		p.errorf(v.Line, "os", `must be "linux" in lower case, got %q`, v.Value)
 	default:
@@ -543,10 +543,13 @@ func (p *parser) hook(item *yaml.Node, field string) (h Hook, secs int, ok bool)
 // or a quoted string of digits. It returns a message when the value is bad.
 func seconds(v *yaml.Node) (int, string) {
 	bad := func() (int, string) {
-		return 0, fmt.Sprintf("must be a positive whole number of seconds, got %s", describe(v))
+		return 0, fmt.Sprintf("must be a positive number of seconds, got %s", describe(v))
 	}
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!bool" {
 		return bad()
+	}
+	if v.Tag == "!!float" && !isQuoted(v) {
+		return 0, fmt.Sprintf("must be a whole number of seconds, got %s", describe(v))
 	}
 	s := strings.TrimSpace(v.Value)
 	neg := strings.HasPrefix(s, "-")

@@ -35,7 +35,7 @@ var rejectCases = []struct {
 	{"wrong version", "version: 1.0\nos: linux\n", 1, "version", "must be 0.0"},
 	{"quoted version", "version: \"0.0\"\nos: linux\n", 1, "version", "quoted string"},
 	{"missing os", "version: 0.0\n", 1, "os", "missing"},
-	{"windows", "version: 0.0\nos: windows\n", 2, "os", "Linux only"},
+	{"windows", "version: 0.0\nos: windows\n", 2, "os", `"windows" is not supported, want linux`},
 	{"os in capitals", "version: 0.0\nos: Linux\n", 2, "os", "lower case"},
 	{"bad file_exists_behavior", head + "file_exists_behavior: REPLACE\n", 3, "file_exists_behavior", "DISALLOW, OVERWRITE or RETAIN"},
 	{"lower-case file_exists_behavior", head + "file_exists_behavior: overwrite\n", 3, "file_exists_behavior", "upper case"},
@@ -91,9 +91,9 @@ var rejectCases = []struct {
 	{"hook empty location", head + "hooks:\n  AfterInstall:\n    - location: ' '\n", 5, "hooks.AfterInstall[0].location", "is empty"},
 	{"hook location leaves bundle", head + "hooks:\n  AfterInstall:\n    - location: scripts/../../a.sh\n", 5, "hooks.AfterInstall[0].location", "outside the bundle"},
 	{"hook location is the root", head + "hooks:\n  AfterInstall:\n    - location: /\n", 5, "hooks.AfterInstall[0].location", "bundle root"},
-	{"timeout not a number", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: abc\n", 6, "hooks.AfterInstall[0].timeout", `must be a positive whole number of seconds, got "abc"`},
+	{"timeout not a number", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: abc\n", 6, "hooks.AfterInstall[0].timeout", `must be a positive number of seconds, got "abc"`},
 	{"timeout with unit", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: 5m\n", 6, "hooks.AfterInstall[0].timeout", `got "5m"`},
-	{"timeout fraction", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: 1.5\n", 6, "hooks.AfterInstall[0].timeout", "got the number 1.5"},
+	{"timeout fraction", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: 1.5\n", 6, "hooks.AfterInstall[0].timeout", "must be a whole number of seconds, got the number 1.5"},
 	{"timeout boolean", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: true\n", 6, "hooks.AfterInstall[0].timeout", "got the boolean true"},
 	{"timeout zero", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: 0\n", 6, "hooks.AfterInstall[0].timeout", "positive number of seconds, got 0"},
 	{"timeout negative", head + "hooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: -30\n", 6, "hooks.AfterInstall[0].timeout", "got -30"},
@@ -152,8 +152,8 @@ permissions:
 		t.Fatalf("want *Error, got %v", err)
 	}
 	want := []string{
-		`appspec.yml:2: os: "windows" is not supported: drover deploys to Linux only; os must be "linux"`,
-		`appspec.yml:6: hooks.AfterInstall[0].timeout: must be a positive whole number of seconds, got "soon"`,
+		`appspec.yml:2: os: "windows" is not supported, want linux`,
+		`appspec.yml:6: hooks.AfterInstall[0].timeout: must be a positive number of seconds, got "soon"`,
 		`appspec.yml:9: permissions[0].mode: "999" has the invalid character '9'; a mode is one to four octal digits such as 644 or 4755`,
 	}
 	var got []string
