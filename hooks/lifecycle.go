@@ -403,6 +403,10 @@ func (d *deployment) download(ctx context.Context, _ *EventRecord) error {
 		os.RemoveAll(staging)
 		return err
 	}
+	for _, w := range spec.Warnings {
+		d.writeLog(time.Now(), "[warning] "+w.String())
+		d.log.Warn("appspec: " + w.String())
+	}
 	final := filepath.Join(d.dir, "bundle")
 	if err := os.Rename(staging, final); err != nil {
 		return fmt.Errorf("move bundle into place: %w", err)
@@ -479,7 +483,17 @@ func (d *deployment) mergeCleanupLists(ids []string) (string, error) {
 // runScripts runs an event's scripts in order from dir, the bundle root.
 func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir string, hs []appspec.Hook, er *EventRecord) error {
 	env := d.env(ev)
+	// The scripts of one event share CodeDeploy's one-hour budget: explicit
+	// timeouts are validated to fit, and scripts without one get what is
+	// left of it.
+	eventStart := time.Now()
 	for i, h := range hs {
+		if left := appspec.DefaultHookTimeout - time.Since(eventStart); h.Timeout > left {
+			if left <= 0 {
+				return fmt.Errorf("%s used up its %d seconds before script %s could start", ev, int(appspec.DefaultHookTimeout/time.Second), h.Location)
+			}
+			h.Timeout = left
+		}
 		path := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(h.Location, "/")))
 		if err := ensureExecutable(path); err != nil {
 			return fmt.Errorf("script at specified location: %s: %w", h.Location, err)
