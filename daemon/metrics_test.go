@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// TestMetricsPassPromtool writes the metrics in the text exposition format
+// and checks them with Prometheus's own linter.
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus; .ci/run installs it)")
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg, "1.2.3", "abc", "go1.26")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give every vector a series so that promtool sees all of them.
+	m.AppRevision.WithLabelValues("hello", "web", "r1").Set(1)
+	m.AppDesiredRevision.WithLabelValues("hello", "web", "r2").Set(1)
+	m.Deployments.WithLabelValues("hello", "succeeded").Inc()
+	m.DeploymentDuration.WithLabelValues("hello").Observe(3)
+	m.HookDuration.WithLabelValues("hello", "AfterInstall").Observe(0.2)
+	m.HookFailures.WithLabelValues("hello", "ValidateService").Inc()
+	m.SourcePolls.WithLabelValues("hello", "unchanged").Inc()
+	m.SourceLastSuccess.WithLabelValues("hello").SetToCurrentTime()
+	m.ClusterMembers.WithLabelValues("alive").Set(5)
+	m.RolloutHosts.WithLabelValues("hello", "r2", "running").Set(1)
+	m.RolloutPaused.WithLabelValues("hello").Set(0)
+	m.ManifestInvalid.WithLabelValues("hello").Set(0)
+	m.ConfigReloads.WithLabelValues("applied").Inc()
+	m.GossipMessagesDropped.WithLabelValues("malformed").Inc()
+	m.GossipBytes.WithLabelValues("sent").Add(10)
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{ // DESIGN.md §10
+		"drover_build_info", "drover_app_revision_info", "drover_app_desired_revision_info",
+		"drover_deployments_total", "drover_deployment_duration_seconds", "drover_hook_duration_seconds",
+		"drover_hook_failures_total", "drover_source_polls_total", "drover_source_last_success_timestamp_seconds",
+		"drover_cluster_members", "drover_rollout_hosts", "drover_rollout_paused",
+	} {
+		if !names[want] {
+			t.Errorf("metric %s is not exported", want)
+		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &buf
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
