@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		newPushCmd(g),
 		newSimulateCmd(g),
 		newManCmd(),
+		newKeygenCmd(),
 	)
 	return root
 }
