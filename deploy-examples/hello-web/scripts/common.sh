@@ -1,0 +1,21 @@
+# Shared by the hello-web hook scripts; sourced, not run.
+# DROVER_ROOT is "/" on a real host; drover's demo and tests give each
+# simulated host its own root. Under AWS CodeDeploy it is unset.
+ROOT="${DROVER_ROOT:-/}"
+ROOT="${ROOT%/}"
+APP_DIR="$ROOT/opt/hello-web"
+RUN_DIR="$ROOT/var/run/hello-web"
+CONF="$ROOT/etc/hello-web/port"
+PORT="${HELLO_WEB_PORT:-8080}"
+if [ -r "$CONF" ]; then PORT="$(cat "$CONF")"; fi
+UNIT="hello-web-$PORT"
+
+# have_systemd: true when systemd manages this host and we can talk to it.
+have_systemd() {
+	[ -d /run/systemd/system ] || return 1
+	command -v systemd-run >/dev/null 2>&1 || return 1
+	if [ "$(id -u)" = 0 ]; then systemctl is-system-running >/dev/null 2>&1 || [ $? -le 1 ]
+	else systemctl --user show-environment >/dev/null 2>&1
+	fi
+}
+sysctl_() { if [ "$(id -u)" = 0 ]; then systemctl "$@"; else systemctl --user "$@"; fi; }
