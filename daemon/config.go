@@ -20,6 +20,9 @@ import (
 // DefaultConfigPath is where packages install the configuration.
 const DefaultConfigPath = "/etc/drover/drover.yaml"
 
+// DefaultSocket is the API socket when the configuration names none.
+const DefaultSocket = "/run/drover/drover.sock"
+
 // maxConfigSize bounds the configuration file read.
 const maxConfigSize = 1 << 20
 
@@ -223,7 +226,7 @@ func (c *Config) applyDefaults() {
 		c.Cluster.Bind = "0.0.0.0:7946"
 	}
 	if c.API.Socket == "" {
-		c.API.Socket = "/run/drover/drover.sock"
+		c.API.Socket = DefaultSocket
 	}
 	if c.Systemd == "" {
 		c.Systemd = "auto"

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/drover-dev/drover/daemon"
 )
 
 // globalFlags are the flags every subcommand accepts.
@@ -14,6 +16,7 @@ type globalFlags struct {
 	config    string
 	logLevel  string
 	logFormat string
+	socket    string
 }
 
 func newRootCmd() *cobra.Command {
@@ -29,6 +32,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.config, "config", "/etc/drover/drover.yaml", "configuration file")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.socket, "socket", "", "agent API socket (default: api.socket of the config, else "+daemon.DefaultSocket+")")
 
 	root.AddCommand(
 		newVersionCmd(),
@@ -38,6 +42,9 @@ func newRootCmd() *cobra.Command {
 		newSimulateCmd(g),
 		newManCmd(),
 		newKeygenCmd(),
+		newStatusCmd(g),
+		newPauseCmd(g, true),
+		newPauseCmd(g, false),
 	)
 	return root
 }

@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// apiBackend is what the HTTP handlers need from the agent.
+type apiBackend interface {
+	Status() Status
+	DeploymentRecord(group, id string) (any, error)
+	DeploymentLog(group, id string) (io.ReadCloser, error)
+	SetPaused(ctx context.Context, app string, paused bool) error
+}
+
+// ErrNotFound says an application or deployment does not exist.
+var ErrNotFound = errors.New("not found")
+
+// mutatingHandler serves the root-only unix socket: reads and mutations.
+func mutatingHandler(b apiBackend) http.Handler {
+	mux := http.NewServeMux()
+	addReadOnly(mux, b)
+	mux.HandleFunc("GET /v1/deployments/{group}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rec, err := b.DeploymentRecord(r.PathValue("group"), r.PathValue("id"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rec)
+	})
+	mux.HandleFunc("GET /v1/deployments/{group}/{id}/log", func(w http.ResponseWriter, r *http.Request) {
+		rc, err := b.DeploymentLog(r.PathValue("group"), r.PathValue("id"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.Copy(w, rc)
+	})
+	for path, paused := range map[string]bool{"POST /v1/apps/{app}/pause": true, "POST /v1/apps/{app}/resume": false} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if err := b.SetPaused(r.Context(), r.PathValue("app"), paused); err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"app": r.PathValue("app"), "paused": paused})
+		})
+	}
+	return mux
+}
+
+// metricsHandler serves the network listener: read-only.
+func metricsHandler(b apiBackend, reg prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	addReadOnly(mux, b)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func addReadOnly(mux *http.ServeMux, b apiBackend) {
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	writeJSON(w, code, apiError{Error: err.Error()})
+}
+
+// server is one HTTP server on one listener, owned by the agent.
+type server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// listenUnix opens the API socket, replacing a stale one, readable and
+// writable by root only.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("api socket directory: %w", err)
+	}
+	// A socket left by a killed agent refuses connections: remove it. One
+	// that answers belongs to a running agent: refuse to start twice.
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("api socket %s: another agent is listening on it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale api socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	return ln, nil
+}
+
+func serve(ln net.Listener, h http.Handler, log *slog.Logger) *server {
+	s := &server{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return s
+}
+
+// close stops the server, letting requests in flight finish for a moment.
+func (s *server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	<-s.done
+}

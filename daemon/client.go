@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Client talks to a local agent over its unix socket; the CLI uses it.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client of the agent listening on socket.
+func NewClient(socket string) *Client {
+	return &Client{
+		socket: socket,
+		hc: &http.Client{
+			Timeout: 30 * time.Second,
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", socket)
+				},
+			},
+		},
+	}
+}
+
+// Status fetches the fleet view.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.do(ctx, http.MethodGet, "/v1/status", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// SetPaused pauses or resumes an application fleet-wide.
+func (c *Client) SetPaused(ctx context.Context, app string, paused bool) error {
+	verb := "resume"
+	if paused {
+		verb = "pause"
+	}
+	return c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/"+verb, nil)
+}
+
+// DeploymentLog copies a deployment's hook log to w.
+func (c *Client) DeploymentLog(ctx context.Context, group, id string, w io.Writer) error {
+	resp, err := c.request(ctx, http.MethodGet, "/v1/deployments/"+url.PathEscape(group)+"/"+url.PathEscape(id)+"/log")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func (c *Client) request(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://drover"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("no agent listening on %s (is drover running? systemctl status drover): %w", c.socket, err)
+		case errors.Is(err, os.ErrPermission):
+			return nil, fmt.Errorf("%s: permission denied: the API socket is root's (use sudo): %w", c.socket, err)
+		}
+		return nil, fmt.Errorf("agent at %s: %w", c.socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var ae apiError
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ae) == nil && ae.Error != "" {
+			return nil, fmt.Errorf("agent: %s", ae.Error)
+		}
+		return nil, fmt.Errorf("agent: %s %s: %s", method, path, resp.Status)
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	resp, err := c.request(ctx, method, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent: decode %s: %w", path, err)
+	}
+	return nil
+}
