@@ -103,6 +103,7 @@ type installer struct {
 	root string // "" for none
 	log  *slog.Logger
 
+	umask      uint32                 // the process umask, read once
 	workers    int                    // copy goroutines
 	batch      int                    // copies per cleanup-list fsync
 	beforeCopy func(dst string) error // test hook: called before each copy
@@ -115,6 +116,7 @@ func newInstaller(opt Options) (*installer, error) {
 	in := &installer{
 		opt:       opt,
 		log:       opt.Logger,
+		umask:     processUmask(),
 		workers:   min(4, 2*runtime.GOMAXPROCS(0)),
 		batch:     1024,
 		selinuxFS: "/sys/fs/selinux",
@@ -184,7 +186,7 @@ func (in *installer) run(ctx context.Context, spec *appspec.AppSpec) (Result, er
 
 	// Find DISALLOW conflicts as if the previous files were already gone,
 	// before removing anything.
-	if behavior == appspec.Disallow && len(spec.Files) > 0 {
+	if behavior == appspec.Disallow && len(spec.Files) > 0 && len(prev) > 0 {
 		pre := newPlanner(in, bundle, behavior, newAfterCleanupView(prev))
 		if err := pre.planFiles(spec.Files); err != nil {
 			return res, err

@@ -489,6 +489,9 @@ func TestOverwriteReplacesLinkNotItsTarget(t *testing.T) {
 	if fi, _ := os.Lstat(e.path("opt/f")); fi == nil || !fi.Mode().IsRegular() {
 		t.Errorf("opt/f is not a regular file now")
 	}
+	if got := listTree(t, e.path("opt")); len(got) != 1 {
+		t.Errorf("opt holds %q, want only f (no temporary left behind)", got)
+	}
 }
 
 func TestCleanupListParsing(t *testing.T) {
@@ -853,5 +856,31 @@ func TestSELinuxContextCommands(t *testing.T) {
 	}
 	if want := "semanage fcontext -d -- " + rule; len(calls) != 1 || calls[0] != want {
 		t.Errorf("cleanup commands %q, want %q", calls, want)
+	}
+}
+
+func TestCopyFileAcrossFileSystems(t *testing.T) {
+	shm := "/dev/shm"
+	var a, b syscall.Stat_t
+	if syscall.Stat(shm, &a) != nil || syscall.Stat(t.TempDir(), &b) != nil || a.Dev == b.Dev {
+		t.Skip("needs /dev/shm on a file system other than the temporary directory's")
+	}
+	srcDir, err := os.MkdirTemp(shm, "drover-install-test-")
+	if err != nil {
+		t.Skipf("cannot use /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(srcDir) })
+	body := strings.Repeat("0123456789", 50_000)
+	makeTree(t, srcDir, fsEnt{name: "f", body: body, mode: 0o640})
+	dst := filepath.Join(t.TempDir(), "f")
+	n, err := copyFile(filepath.Join(srcDir, "f"), dst, 0o022)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(body)) || readFile(t, dst) != body {
+		t.Errorf("copied %d bytes, content equal: %v", n, readFile(t, dst) == body)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
 	}
 }

@@ -31,6 +31,10 @@ type planner struct {
 	bundle   string
 	behavior appspec.FileExistsBehavior
 	v        view
+	// exact says v is the file system itself, so a directory found missing
+	// has no entries to look up. (The after-cleanup view takes directories
+	// the previous list names as gone although what they hold may stay.)
+	exact bool
 
 	mkdirs    []string // in creation order, parents first
 	isMkdir   map[string]bool
@@ -45,6 +49,7 @@ func newPlanner(in *installer, bundle string, behavior appspec.FileExistsBehavio
 		bundle:    bundle,
 		behavior:  behavior,
 		v:         v,
+		exact:     v == view(osView{}),
 		isMkdir:   make(map[string]bool),
 		copyIndex: make(map[string]int),
 	}
@@ -76,13 +81,13 @@ func (p *planner) planFile(f appspec.File) error {
 		if err := p.ancestors(dest); err != nil {
 			return err
 		}
-		return p.dirCopy(src, dest)
+		return p.dirCopy(src, dest, false)
 	}
 	target := filepath.Join(dest, filepath.Base(src))
 	if err := p.ancestors(target); err != nil {
 		return err
 	}
-	return p.normalCopy(src, target, fi)
+	return p.normalCopy(src, target, fi.Mode().Type(), false)
 }
 
 // source resolves a files source inside the bundle; "/" and "" are the
@@ -172,15 +177,23 @@ func (p *planner) mkdir(path string) error {
 	return nil
 }
 
-func (p *planner) dirCopy(src, dest string) error {
-	ok, err := p.isDir(dest)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if err := p.mkdir(dest); err != nil {
+// dirCopy plans copying the directory src into dest. absent says dest is
+// known not to exist (its parent is being created), so nothing below it
+// needs looking up.
+func (p *planner) dirCopy(src, dest string, absent bool) error {
+	if !absent {
+		ok, err := p.isDir(dest)
+		if err != nil {
 			return err
 		}
+		absent = !ok && p.exact
+		if !ok {
+			if err := p.mkdir(dest); err != nil {
+				return err
+			}
+		}
+	} else if err := p.mkdir(dest); err != nil {
+		return err
 	}
 	ents, err := os.ReadDir(src)
 	if err != nil {
@@ -190,27 +203,24 @@ func (p *planner) dirCopy(src, dest string) error {
 		s := filepath.Join(src, e.Name())
 		d := filepath.Join(dest, e.Name())
 		if e.IsDir() {
-			if err := p.dirCopy(s, d); err != nil {
+			if err := p.dirCopy(s, d, absent); err != nil {
 				return err
 			}
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil {
-			return fmt.Errorf("install: bundle: %w", err)
-		}
-		if err := p.normalCopy(s, d, fi); err != nil {
+		if err := p.normalCopy(s, d, e.Type(), absent); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *planner) normalCopy(src, dest string, srcInfo fs.FileInfo) error {
+// normalCopy plans copying the file or link src, of type t, to dest. absent
+// says dest's directory is being created, so dest cannot exist.
+func (p *planner) normalCopy(src, dest string, t fs.FileMode, absent bool) error {
 	if err := checkListable(dest); err != nil {
 		return err
 	}
-	t := srcInfo.Mode().Type()
 	if t != 0 && t != fs.ModeSymlink {
 		return fmt.Errorf("install: bundle file %s is not a regular file, directory or symbolic link (%v)", src, t)
 	}
@@ -221,7 +231,11 @@ func (p *planner) normalCopy(src, dest string, srcInfo fs.FileInfo) error {
 		return fmt.Errorf("install: %s is both a file and a directory in the files section", dest)
 	}
 	op := copyOp{src: src, dst: dest, link: t == fs.ModeSymlink}
-	fi, err := p.v.lstat(dest)
+	var fi fs.FileInfo
+	err := fs.ErrNotExist
+	if !absent {
+		fi, err = p.v.lstat(dest)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || isNotDir(err):
 	case err != nil:
