@@ -1,0 +1,390 @@
+package gitsrc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/internal/testenv/gittest"
+	"github.com/drover-dev/drover/internal/testenv/sshtest"
+	"github.com/drover-dev/drover/reconcile/manifest"
+	"github.com/drover-dev/drover/reconcile/source"
+	"github.com/drover-dev/drover/reconcile/source/sourcetest"
+)
+
+const appPath = "apps/hello-web"
+
+// publish commits a release the way a developer would: manifest and bundle
+// under apps/hello-web, pushed with the git CLI.
+func publish(t *testing.T, repo *gittest.Repo, r sourcetest.Release) string {
+	t.Helper()
+	m := r.Manifest()
+	m.Bundle.Path = "bundle"
+	if err := os.RemoveAll(filepath.Join(repo.Work, appPath, "bundle")); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{appPath + "/manifest.yaml": string(manifest.Format(m))}
+	for k, v := range r.Files {
+		files[appPath+"/bundle/"+k] = v
+	}
+	return repo.Commit(t, "release "+r.Label, files)
+}
+
+func harness(repo *gittest.Repo, cfg func(t *testing.T) Config, secrets ...string) sourcetest.Harness {
+	cache := ""
+	var once sync.Once
+	return sourcetest.Harness{
+		New: func(t *testing.T) source.Source {
+			c := cfg(t)
+			once.Do(func() { cache = filepath.Join(t.TempDir(), "cache") })
+			c.CacheDir = cache
+			s, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Publish: func(t *testing.T, r sourcetest.Release) { publish(t, repo, r) },
+		PublishManifest: func(t *testing.T, text string) {
+			repo.Commit(t, "edit manifest", map[string]string{appPath + "/manifest.yaml": text})
+		},
+		EnvKeys: []string{"BUNDLE_COMMIT"},
+		Secrets: secrets,
+	}
+}
+
+func TestContractFile(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
+		return Config{URL: repo.FileURL(), Branch: "release", Path: appPath}
+	}))
+}
+
+func TestContractGitDaemon(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
+		return Config{URL: d.URL(repo.Name), Branch: "release", Path: appPath}
+	}))
+}
+
+func TestContractHTTPSToken(t *testing.T) {
+	const token = "s3cr3t-t0ken-value"
+	repo := gittest.NewRepo(t, "release")
+	srv := gittest.StartHTTP(t, repo.Base, token)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
+		return Config{URL: srv.URL + "/" + repo.Name, Branch: "release", Path: appPath,
+			Auth: Auth{TokenFile: tokenFile}, CABundle: srv.CA}
+	}, token))
+}
+
+// TestContractSSH runs against Debian's OpenSSH sshd (not an in-process
+// server): the session runs the real git-upload-pack.
+func TestContractSSH(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	srv := sshtest.Start(t)
+	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
+		return Config{URL: srv.URL(repo.Bare), Branch: "release", Path: appPath,
+			Auth: Auth{SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile}}
+	}))
+}
+
+func TestSSHRefusals(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	publish(t, repo, sourcetest.Release{Label: "a", Files: map[string]string{"appspec.yml": "x"}})
+	srv := sshtest.Start(t)
+	otherKnown := filepath.Join(t.TempDir(), "known_hosts")
+	// A known_hosts entry for this address with a different key.
+	pub, err := os.ReadFile(srv.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(pub))
+	os.WriteFile(otherKnown, []byte(fields[0]+" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"), 0o644)
+	tests := []struct {
+		name string
+		auth Auth
+	}{
+		{"unauthorized key", Auth{SSHKeyFile: srv.OtherKeyFile, KnownHostsFile: srv.KnownHostsFile}},
+		{"unknown host key", Auth{SSHKeyFile: srv.KeyFile, KnownHostsFile: otherKnown}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{URL: srv.URL(repo.Bare), Branch: "release", Path: appPath, Auth: tt.auth,
+				CacheDir: t.TempDir(), Timeout: 20 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Desired(context.Background()); err == nil {
+				t.Fatal("Desired succeeded")
+			} else {
+				t.Logf("refused as expected: %v", err)
+			}
+		})
+	}
+}
+
+func newSource(t *testing.T, url string) *Source {
+	t.Helper()
+	s, err := New(Config{URL: url, Branch: "release", Path: appPath, CacheDir: t.TempDir(), Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func desired(t *testing.T, s source.Source) source.Revision {
+	t.Helper()
+	rev, err := s.Desired(context.Background())
+	if err != nil {
+		t.Fatalf("Desired: %v", err)
+	}
+	return rev
+}
+
+var files1 = map[string]string{"appspec.yml": "version: 0.0\nos: linux\n", "run.sh": "#!/bin/sh\n"}
+
+func TestUnrelatedCommitIsNotANewRevision(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	repo.Commit(t, "initial", map[string]string{"README.md": "hello\n"})
+	c1 := publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	s := newSource(t, d.URL(repo.Name))
+	if got := desired(t, s); got.ID != c1 || got.Env["BUNDLE_COMMIT"] != c1 {
+		t.Fatalf("ID %s, want %s", got.ID, c1)
+	}
+
+	// Commits outside the app's directory, and inside it outside the
+	// manifest and bundle, are not new revisions.
+	for i, f := range []map[string]string{
+		{"README.md": "changed\n"},
+		{"apps/other/manifest.yaml": "version: 1\napplication: other\n"},
+		{appPath + "/NOTES.txt": "not in the bundle\n"},
+	} {
+		head := repo.Commit(t, "unrelated", f)
+		if got := desired(t, s); got.ID != c1 {
+			t.Fatalf("after unrelated commit %d (%s): ID %s, want %s", i, head[:8], got.ID, c1)
+		}
+	}
+
+	// A host that starts now, with an empty cache and a depth-1 clone,
+	// computes the same ID: the identity does not depend on when a host
+	// started polling.
+	fresh := newSource(t, d.URL(repo.Name))
+	if got := desired(t, fresh); got.ID != c1 {
+		t.Fatalf("fresh host: ID %s, want %s", got.ID, c1)
+	}
+
+	// A change to the bundle is a new revision, and so is a revert to the
+	// old content (a rollback).
+	c2 := repo.Commit(t, "bundle change", map[string]string{appPath + "/bundle/run.sh": "#!/bin/sh\necho 2\n"})
+	if got := desired(t, s); got.ID != c2 {
+		t.Fatalf("after bundle change: ID %s, want %s", got.ID, c2)
+	}
+	c3 := repo.Commit(t, "revert", map[string]string{appPath + "/bundle/run.sh": files1["run.sh"]})
+	if got := desired(t, s); got.ID != c3 {
+		t.Fatalf("after revert: ID %s, want %s", got.ID, c3)
+	}
+	if got := desired(t, fresh); got.ID != c3 {
+		t.Fatalf("fresh host after revert: ID %s, want %s", got.ID, c3)
+	}
+}
+
+func TestForcePushIsFollowed(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	c1 := publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	var logs bytes.Buffer
+	s, err := New(Config{URL: d.URL(repo.Name), Branch: "release", Path: appPath, CacheDir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired(t, s)
+	c2 := publish(t, repo, sourcetest.Release{Label: "two", Files: map[string]string{"appspec.yml": "two"}})
+	if got := desired(t, s); got.ID != c2 || got.Label != "two" {
+		t.Fatalf("got %s/%s, want %s/two", got.ID, got.Label, c2)
+	}
+	// Rewrite history: drop "two", publish "three" on top of "one".
+	if head := repo.ResetAndForcePush(t, c1); head != c1 {
+		t.Fatalf("reset to %s, want %s", head, c1)
+	}
+	if got := desired(t, s); got.ID != c1 || got.Label != "one" {
+		t.Fatalf("after reset: got %s/%s, want %s/one", got.ID, got.Label, c1)
+	}
+	c3 := publish(t, repo, sourcetest.Release{Label: "three", Files: map[string]string{"appspec.yml": "three"}})
+	got := desired(t, s)
+	if got.ID != c3 || got.Label != "three" {
+		t.Fatalf("after force-push: got %s/%s, want %s/three", got.ID, got.Label, c3)
+	}
+	dst := t.TempDir()
+	if err := s.Fetch(context.Background(), got, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "appspec.yml")); string(b) != "three" {
+		t.Fatalf("fetched appspec.yml %q", b)
+	}
+	if !strings.Contains(logs.String(), "rewritten") {
+		t.Errorf("force-push not logged:\n%s", logs.String())
+	}
+}
+
+func TestInvalidManifestKeepsPreviousRevision(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	c1 := publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	p := source.NewPoller(newSource(t, d.URL(repo.Name)), source.PollerConfig{App: "hello-web"})
+	if u := p.Poll(context.Background()); u.Result != source.ResultChanged || u.Desired.ID != c1 {
+		t.Fatalf("first poll: %+v", u)
+	}
+	repo.Commit(t, "broken", map[string]string{appPath + "/manifest.yaml": "version: 1\napplication: hello-web\nbundel: {}\n"})
+	u := p.Poll(context.Background())
+	if u.Result != source.ResultInvalid || u.Desired.ID != c1 {
+		t.Fatalf("after broken manifest: %+v", u)
+	}
+	st := p.Status()
+	if !strings.Contains(st.LastError, "manifest.yaml@") || !strings.Contains(st.LastError, `:3: manifest: unknown key "bundel"`) {
+		t.Fatalf("status error %q", st.LastError)
+	}
+	if st.Polls[source.ResultInvalid] != 1 {
+		t.Fatalf("polls %v", st.Polls)
+	}
+	// A bundle path that does not exist is refused the same way.
+	repo.Commit(t, "missing bundle", map[string]string{appPath + "/manifest.yaml": "version: 1\napplication: hello-web\nbundle: {path: nope}\n"})
+	if u := p.Poll(context.Background()); u.Result != source.ResultInvalid || u.Desired.ID != c1 {
+		t.Fatalf("after missing bundle dir: %+v", u)
+	}
+}
+
+func TestUnreachableBacksOffAndRecovers(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	c1 := publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	p := source.NewPoller(newSource(t, d.URL(repo.Name)), source.PollerConfig{
+		App: "hello-web", Interval: 30 * time.Second, RetryMin: time.Second, RetryMax: 16 * time.Second,
+		Rand: func() float64 { return 0.999 },
+	})
+	if u := p.Poll(context.Background()); u.Result != source.ResultChanged {
+		t.Fatalf("first poll: %+v", u)
+	}
+	c2 := publish(t, repo, sourcetest.Release{Label: "two", Files: map[string]string{"appspec.yml": "2"}})
+	d.Stop()
+	var delays []time.Duration
+	for range 6 {
+		u := p.Poll(context.Background())
+		if u.Result != source.ResultError || u.Desired.ID != c1 {
+			t.Fatalf("poll while down: %+v", u)
+		}
+		delays = append(delays, u.Next.Round(100*time.Millisecond))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 16 * time.Second}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Fatalf("backoff delays %v, want %v", delays, want)
+		}
+	}
+	if st := p.Status(); st.ConsecutiveFailures != 6 || st.LastError == "" || st.Polls[source.ResultError] != 6 {
+		t.Fatalf("status while down: %+v", st)
+	}
+	d.Start()
+	u := p.Poll(context.Background())
+	if u.Result != source.ResultChanged || u.Desired.ID != c2 || u.Next < 27*time.Second {
+		t.Fatalf("after recovery: %+v", u)
+	}
+	if st := p.Status(); st.ConsecutiveFailures != 0 || st.LastError != "" || st.LastSuccess.IsZero() {
+		t.Fatalf("status after recovery: %+v", st)
+	}
+}
+
+// TestTimeout: a server that accepts and never answers must not hang a poll.
+func TestTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for _, url := range []string{"git://" + l.Addr().String() + "/repo.git", "http://" + l.Addr().String() + "/repo.git"} {
+		s, err := New(Config{URL: url, Branch: "release", CacheDir: t.TempDir(), Timeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Desired(context.Background()); err == nil {
+			t.Fatalf("%s: Desired succeeded against a silent server", url)
+		}
+	}
+}
+
+func TestCredentialsNeverShown(t *testing.T) {
+	const token = "tok-very-secret-123"
+	repo := gittest.NewRepo(t, "release")
+	publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	srv := gittest.StartHTTP(t, repo.Base, "the-right-token")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(token), 0o600)
+	for _, cfg := range []Config{
+		{URL: srv.URL + "/" + repo.Name, Auth: Auth{TokenFile: tokenFile}},
+		{URL: strings.Replace(srv.URL, "https://", "https://user:"+token+"@", 1) + "/" + repo.Name},
+	} {
+		cfg.Branch, cfg.CacheDir, cfg.CABundle = "release", t.TempDir(), srv.CA
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Desired(context.Background())
+		if err == nil {
+			t.Fatal("Desired succeeded with a wrong token")
+		}
+		for _, text := range []string{err.Error(), s.String()} {
+			if strings.Contains(text, token) {
+				t.Errorf("token leaked: %q", text)
+			}
+		}
+		t.Logf("error: %v; source: %s", err, s)
+	}
+}
+
+func TestEmptyAndMissingBranch(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	s := newSource(t, repo.FileURL())
+	if _, err := s.Desired(context.Background()); !errors.Is(err, source.ErrNoManifest) {
+		t.Fatalf("empty repo: %v", err)
+	}
+	repo.Commit(t, "no manifest yet", map[string]string{"README.md": "x"})
+	if _, err := s.Desired(context.Background()); !errors.Is(err, source.ErrNoManifest) {
+		t.Fatalf("no manifest: %v", err)
+	}
+}
