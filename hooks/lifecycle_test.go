@@ -38,6 +38,11 @@ func newTestEngine(t *testing.T) (*Engine, string) {
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
+	writeFilesB(t, dir, files)
+}
+
+func writeFilesB(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -57,6 +62,10 @@ func dirBundle(t *testing.T, files map[string]string) func(context.Context, stri
 	t.Helper()
 	src := t.TempDir()
 	writeFiles(t, src, files)
+	return dirFetch(src)
+}
+
+func dirFetch(src string) func(context.Context, string) error {
 	return func(ctx context.Context, dst string) error {
 		return bundle.Unpack(ctx, src, dst, bundle.DefaultLimits)
 	}

@@ -94,6 +94,10 @@ func runDeployLocal(ctx context.Context, g *globalFlags, f *deployLocalFlags, st
 	if err != nil {
 		return fmt.Errorf("--root: %w", err)
 	}
+	// A root prefix for trying things out may not exist yet.
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("--root: %w", err)
+	}
 	host := f.host
 	if host == "" {
 		if host, err = os.Hostname(); err != nil {
