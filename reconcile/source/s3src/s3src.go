@@ -5,7 +5,8 @@
 // the last ETag) answered 304 with no body. When the manifest changed, it
 // is parsed and the bundle object is HEADed for its ETag (BUNDLE_ETAG) and
 // to make sure it exists. Fetch streams the bundle to a temp file, hashing
-// it, and unpacks it only when the sha256 matches the manifest.
+// it, and unpacks it (hooks/bundle: tar, tar.gz or zip, path-safe) only
+// when the sha256 matches the manifest.
 package s3src
 
 import (
@@ -27,9 +28,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/drover-dev/drover/hooks/bundle"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
-	"github.com/drover-dev/drover/reconcile/source/tarball"
 )
 
 // ClientConfig says how to reach S3. The rest comes from the default AWS
@@ -77,8 +78,8 @@ type Config struct {
 	Timeout time.Duration
 	// DownloadTimeout bounds a bundle download; default 30m.
 	DownloadTimeout time.Duration
-	// Limits bound the unpacked bundle.
-	Limits tarball.Limits
+	// Limits bound the downloaded and the unpacked bundle.
+	Limits bundle.Limits
 	Logger *slog.Logger
 }
 
@@ -230,23 +231,23 @@ func (s *Source) Fetch(ctx context.Context, rev source.Revision, dst string) err
 	h := sha256.New()
 	limit := s.cfg.Limits.MaxBytes
 	if limit <= 0 {
-		limit = 4 << 30
+		limit = bundle.DefaultLimits.MaxBytes
 	}
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(out.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("%s: download bundle %s: %w", s.desc, key, err)
 	}
 	if n > limit {
-		return fmt.Errorf("%s: bundle %s is larger than %d bytes: %w", s.desc, key, limit, tarball.ErrUnsafe)
+		return fmt.Errorf("%s: bundle %s is larger than %d bytes: %w", s.desc, key, limit, bundle.ErrTooLarge)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != rev.Manifest.Bundle.SHA256 {
 		return fmt.Errorf("%w: s3://%s/%s has sha256 %s, the manifest says %s; nothing was unpacked",
 			source.ErrChecksum, s.cfg.Bucket, key, got, rev.Manifest.Bundle.SHA256)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("s3 fetch: %w", err)
 	}
-	if err := tarball.Extract(ctx, f, dst, s.cfg.Limits); err != nil {
+	if err := bundle.Unpack(ctx, f.Name(), dst, s.cfg.Limits); err != nil {
 		return fmt.Errorf("%s: unpack bundle %s: %w", s.desc, key, err)
 	}
 	return nil

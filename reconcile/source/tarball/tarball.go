@@ -8,10 +8,9 @@
 // no time. Bytes depend on Go's compress/flate, so a drover built with
 // another Go release may produce another (equally valid) sha256.
 //
-// Extract is a minimal, path-safe reader used until hooks/bundle's
-// unpacker is available: no absolute paths, no "..", no links escaping the
-// destination, no writes through links, no hard links or devices, and
-// limits on total size and entry count.
+// Reading bundles back is hooks/bundle's job (bundle.Unpack). CheckLink is
+// the link rule the git and directory sources apply when they write a
+// bundle tree themselves.
 package tarball
 
 import (
@@ -104,95 +103,8 @@ func Write(ctx context.Context, dir string, w io.Writer) error {
 	return nil
 }
 
-// Limits bound what Extract writes. Zero fields take the defaults.
-type Limits struct {
-	MaxBytes   int64 // total file bytes; 4 GiB
-	MaxEntries int   // entries; 200,000
-}
-
-// ErrUnsafe marks an archive refused for an unsafe entry or a limit.
-var ErrUnsafe = errors.New("unsafe bundle archive")
-
-// Extract unpacks the tar.gz stream r into dst, which must exist and should
-// be empty.
-func Extract(ctx context.Context, r io.Reader, dst string, lim Limits) error {
-	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = 4 << 30
-	}
-	if lim.MaxEntries <= 0 {
-		lim.MaxEntries = 200_000
-	}
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("read bundle: %w", err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	links := map[string]bool{} // relative paths of symlinks written so far
-	var total int64
-	for n := 0; ; n++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read bundle: %w", err)
-		}
-		if n >= lim.MaxEntries {
-			return fmt.Errorf("%w: more than %d entries", ErrUnsafe, lim.MaxEntries)
-		}
-		rel, err := safeName(hdr.Name)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			continue
-		}
-		for p := path.Dir(rel); p != "."; p = path.Dir(p) {
-			if links[p] {
-				return fmt.Errorf("%w: %s: written through the symlink %s", ErrUnsafe, hdr.Name, p)
-			}
-		}
-		target := filepath.Join(dst, filepath.FromSlash(rel))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return fmt.Errorf("unpack %s: %w", rel, err)
-			}
-		case tar.TypeReg:
-			total += hdr.Size
-			if hdr.Size < 0 || total > lim.MaxBytes {
-				return fmt.Errorf("%w: more than %d bytes", ErrUnsafe, lim.MaxBytes)
-			}
-			mode := os.FileMode(0o644)
-			if hdr.Mode&0o111 != 0 {
-				mode = 0o755
-			}
-			if err := writeFile(target, tr, hdr.Size, mode); err != nil {
-				return fmt.Errorf("unpack %s: %w", rel, err)
-			}
-		case tar.TypeSymlink:
-			lt := hdr.Linkname
-			if err := CheckLink(rel, lt); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return fmt.Errorf("unpack %s: %w", rel, err)
-			}
-			if err := os.Symlink(lt, target); err != nil {
-				return fmt.Errorf("unpack %s: %w", rel, err)
-			}
-			links[rel] = true
-		case tar.TypeXGlobalHeader:
-			continue
-		default:
-			return fmt.Errorf("%w: %s: entry type %q is not allowed", ErrUnsafe, hdr.Name, hdr.Typeflag)
-		}
-	}
-}
+// ErrUnsafe marks a link that could lead out of the bundle.
+var ErrUnsafe = errors.New("unsafe bundle link")
 
 // CheckLink returns an ErrUnsafe error unless a symlink at rel (a clean
 // slash path relative to the bundle root) pointing to target stays inside
@@ -229,40 +141,4 @@ func leadingDotDotOnly(target string) bool {
 		}
 	}
 	return true
-}
-
-// safeName cleans an archive path and refuses ones that leave the root.
-func safeName(name string) (string, error) {
-	if name == "" || strings.Contains(name, "\x00") || strings.Contains(name, "\\") {
-		return "", fmt.Errorf("%w: bad entry name %q", ErrUnsafe, name)
-	}
-	if path.IsAbs(name) {
-		return "", fmt.Errorf("%w: absolute entry name %q", ErrUnsafe, name)
-	}
-	c := path.Clean(name)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%w: entry %q leaves the bundle", ErrUnsafe, name)
-	}
-	return c, nil
-}
-
-func writeFile(target string, r io.Reader, size int64, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	n, err := io.Copy(f, io.LimitReader(r, size))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n != size {
-		err = io.ErrUnexpectedEOF
-	}
-	if err == nil {
-		err = os.Chmod(target, mode) // umask must not change what the bundle says
-	}
-	return err
 }
