@@ -388,3 +388,88 @@ func TestEmptyAndMissingBranch(t *testing.T) {
 		t.Fatalf("no manifest: %v", err)
 	}
 }
+
+// TestIdlePollCost measures an idle poll on the wire: one ref listing, no
+// fetch.
+func TestIdlePollCost(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	for i := range 20 { // other branches make the ref advertisement grow
+		gittest.Git(t, repo.Work, "push", "-q", "origin", "HEAD:refs/heads/feature-"+string(rune('a'+i)))
+	}
+	const polls = 10
+	t.Run("git daemon", func(t *testing.T) {
+		d := gittest.StartDaemon(t, repo.Base)
+		proxy := gittest.StartProxy(t, d.Addr)
+		s := newSource(t, "git://"+proxy.Addr+"/"+repo.Name)
+		desired(t, s)
+		proxy.Reset()
+		for range polls {
+			desired(t, s)
+		}
+		t.Logf("git:// idle poll: %.1f connections, %.0f bytes sent, %.0f bytes received per poll (21 branches)",
+			float64(proxy.Conns.Load())/polls, float64(proxy.BytesIn.Load())/polls, float64(proxy.BytesOut.Load())/polls)
+		if proxy.Conns.Load() != polls {
+			t.Errorf("%d connections for %d polls", proxy.Conns.Load(), polls)
+		}
+	})
+	t.Run("https", func(t *testing.T) {
+		srv := gittest.StartHTTP(t, repo.Base, "tok")
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		os.WriteFile(tokenFile, []byte("tok"), 0o600)
+		s, err := New(Config{URL: srv.URL + "/" + repo.Name, Branch: "release", Path: appPath,
+			Auth: Auth{TokenFile: tokenFile}, CABundle: srv.CA, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		desired(t, s)
+		srv.Requests.Store(0)
+		srv.BytesIn.Store(0)
+		srv.BytesOut.Store(0)
+		for range polls {
+			desired(t, s)
+		}
+		t.Logf("https idle poll: %.1f requests, %.0f request body bytes, %.0f response body bytes per poll (21 branches)",
+			float64(srv.Requests.Load())/polls, float64(srv.BytesIn.Load())/polls, float64(srv.BytesOut.Load())/polls)
+		if srv.Requests.Load() != polls {
+			t.Errorf("%d requests for %d polls", srv.Requests.Load(), polls)
+		}
+	})
+}
+
+func BenchmarkIdlePoll(b *testing.B) {
+	repo := gittest.NewRepo(b, "release")
+	m := sourcetest.Release{Label: "one"}.Manifest()
+	m.Bundle.Path = "bundle"
+	repo.Commit(b, "release", map[string]string{appPath + "/manifest.yaml": string(manifest.Format(m)),
+		appPath + "/bundle/appspec.yml": "version: 0.0\n"})
+	d := gittest.StartDaemon(b, repo.Base)
+	srv := gittest.StartHTTP(b, repo.Base, "tok")
+	tokenFile := filepath.Join(b.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("tok"), 0o600)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"git", Config{URL: d.URL(repo.Name)}},
+		{"https", Config{URL: srv.URL + "/" + repo.Name, Auth: Auth{TokenFile: tokenFile}, CABundle: srv.CA}},
+		{"file", Config{URL: repo.FileURL()}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := tc.cfg
+			cfg.Branch, cfg.Path, cfg.CacheDir = "release", appPath, b.TempDir()
+			s, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Desired(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := s.Desired(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
