@@ -118,6 +118,11 @@ type Request struct {
 	Application string
 	Group       string
 	Revision    string // label shown to people and given as DROVER_REVISION
+	// RevisionID is the revision's content identity (git commit, bundle
+	// sha256), kept in the record so that a rollback can find its archive.
+	RevisionID string
+	// Rollback marks a return to an earlier revision after a halt.
+	Rollback bool
 	// ID is the deployment ID; when empty it is DeploymentID(app, group,
 	// revision, seq) with seq the group's next local sequence number.
 	ID string
@@ -225,7 +230,7 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 		dir: st.DeploymentDir(req.Group, id),
 		rec: &Record{
 			ID: id, Application: req.Application, Group: req.Group, Revision: req.Revision,
-			Host: e.cfg.Host, Seq: seq, Status: StatusRunning, Started: e.cfg.Now(),
+			RevisionID: req.RevisionID, Rollback: req.Rollback, Host: e.cfg.Host, Seq: seq, Status: StatusRunning, Started: e.cfg.Now(),
 			BundleEnv: req.BundleEnv, Events: []EventRecord{},
 		},
 		log: e.log.With("app", req.Application, "group", req.Group, "deployment", id),

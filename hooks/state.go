@@ -64,7 +64,9 @@ type Record struct {
 	ID          string            `json:"id"`
 	Application string            `json:"application"`
 	Group       string            `json:"group"`
-	Revision    string            `json:"revision"`
+	Revision    string            `json:"revision"`              // label, as people and scripts see it
+	RevisionID  string            `json:"revision_id,omitempty"` // content identity (commit, sha256), when known
+	Rollback    bool              `json:"rollback,omitempty"`    // a return to an earlier revision after a halt
 	Host        string            `json:"host"`
 	Seq         int               `json:"seq"` // per group, 1 for the first deployment
 	Status      Status            `json:"status"`
@@ -465,4 +467,24 @@ func (s *Store) Prune(group string, keep, keepRecords int) error {
 		}
 	}
 	return nil
+}
+
+// FindRevision returns the newest successful deployment of revisionID (a
+// content identity) whose revision archive is still on disk, for a
+// rollback from the local archive.
+func (s *Store) FindRevision(group, revisionID string) (*Record, error) {
+	rs, err := s.List(group)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		if r.Status != StatusSucceeded || (r.RevisionID != revisionID && r.Revision != revisionID) {
+			continue
+		}
+		if _, err := os.Stat(s.BundleDir(group, r.ID)); err == nil {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("revision %s of group %s is not in the local archive: %w", revisionID, group, ErrNoDeployment)
 }

@@ -157,3 +157,33 @@ func TestStorePruneKeepsArchivesAndLastSuccessful(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreFindRevision(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(seq int, revID string, status Status, withBundle bool) string {
+		r := &Record{ID: fmt.Sprintf("d-%012d", seq), Group: "g", Seq: seq, RevisionID: revID, Revision: "label-" + revID, Status: status}
+		if err := st.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		if withBundle {
+			if err := os.MkdirAll(st.BundleDir("g", r.ID), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r.ID
+	}
+	put(1, "aaa", StatusSucceeded, true)
+	want := put(2, "aaa", StatusSucceeded, true)
+	put(3, "aaa", StatusFailed, true)     // failed: not a source for a rollback
+	put(4, "bbb", StatusSucceeded, false) // archive pruned
+	got, err := st.FindRevision("g", "aaa")
+	if err != nil || got.ID != want {
+		t.Errorf("FindRevision(aaa) = %v, %v; want %s", got, err, want)
+	}
+	if _, err := st.FindRevision("g", "bbb"); !errors.Is(err, ErrNoDeployment) {
+		t.Errorf("FindRevision of a pruned archive: %v, want ErrNoDeployment", err)
+	}
+}
