@@ -39,6 +39,18 @@
 // processes an earlier run of the same event left running) is never touched;
 // the new scope gets a unique suffix instead. Result.Unit says which.
 //
+// # A script never outlives its agent
+//
+// The trampoline also starts a detached dead-man watchdog in the script's
+// process group (and unit), blocked on a pipe only the agent writes. When
+// the script ends, or before the agent kills its tree, the agent disarms
+// it. If the agent dies while the script runs (kill -9, a crash, the OOM
+// killer), the pipe reaches EOF and the watchdog sends TERM to the process
+// group, then KILL after the grace. So an interrupted lifecycle event stops
+// by itself, without waiting for the agent's restart; the rollout
+// protocol's fencing (gossip/PROTOCOL.md, A3) relies on it. Processes the
+// script left running after it ended normally are not affected.
+//
 // Process groups (no systemd, or systemd: off): the child gets its own
 // process group; on timeout the agent sends TERM to the group, then KILL
 // after the grace, and waits until the group is empty. A process that leaves
@@ -86,6 +98,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -163,10 +176,26 @@ const (
 	// maxLine is the longest line passed to Output; longer ones are split.
 	maxLine = 64 << 10
 	// trampoline holds the child until it is released through fd 3, then
-	// becomes the script. $0 is the script, "$@" its arguments. Exit 125
-	// (never running the script) if the agent closes the pipe instead.
-	trampoline = `read -r _ <&3 || exit 125; exec 3<&-; exec "$0" "$@"`
-	shell      = "/bin/sh"
+	// becomes the script. $1 is the kill grace in seconds, $2 the script,
+	// the rest its arguments. Exit 125 (never running the script) if the
+	// agent closes the hold pipe instead.
+	//
+	// Before that it starts the dead-man watchdog, detached (a grandchild,
+	// so that it is nobody's child but init's and no `wait` of the script
+	// sees it) but in the script's process group and unit. It blocks on
+	// fd 4, the read end of a pipe only the agent writes. The agent writes
+	// a line when the script is over (disarm); if instead the pipe reaches
+	// EOF, the agent died while the script ran (kill -9, OOM, crash), and
+	// the watchdog ends the script's process group: TERM, then KILL after
+	// the grace. So a lifecycle event never outlives its agent, which the
+	// rollout protocol's fencing relies on (gossip/PROTOCOL.md, A3).
+	trampoline = `g=$1; shift
+( ( trap '' TERM HUP INT
+    if read -r _ <&4; then exit 0; fi
+    kill -TERM 0; sleep "$g"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 3<&- & )
+exec 4<&-
+read -r _ <&3 || exit 125; exec 3<&-; exec "$@"`
+	shell = "/bin/sh"
 )
 
 // New returns a Runner for mode: "auto" uses systemd when it runs (the system
@@ -316,6 +345,7 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, fmt.Errorf("run %s: %w", s.Path, err)
 	}
 	res := Result{Unit: t.unit()}
+	defer p.disarm() // every path below ends the script first
 	if err := p.release(); err != nil {
 		// The child is gone already; its status says why.
 		r.log.Warn("release hook script", "path", s.Path, "err", err)
@@ -343,7 +373,12 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 		default:
 		}
 	}
-	if state == nil {
+	if state != nil {
+		p.disarm()
+	} else {
+		// Disarm first: the watchdog ignores TERM and would hold the
+		// unit's stop for the whole grace.
+		p.disarm()
 		if err := t.kill(s.KillGrace); err != nil {
 			r.log.Warn("kill hook process tree", "path", s.Path, "unit", res.Unit, "err", err)
 			p.killGroup() // last resort: at least the script and its group
@@ -393,6 +428,7 @@ func (r *runner) keepDraining(o *output) {
 type process struct {
 	cmd    *exec.Cmd
 	hold   *os.File // write end of the hold pipe; nil once released
+	dead   *os.File // write end of the dead-man pipe; closed by disarm
 	out    *output
 	exited chan *os.ProcessState // receives once
 }
@@ -417,14 +453,25 @@ func (r *runner) start(s Spec, env []string, cred *syscall.Credential) (*process
 		outW.Close()
 		return nil, fmt.Errorf("create pipe: %w", err)
 	}
+	deadR, deadW, err := os.Pipe()
+	if err != nil {
+		holdR.Close()
+		holdW.Close()
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	grace := strconv.Itoa(int((s.KillGrace + time.Second - 1) / time.Second))
 	cmd := &exec.Cmd{
 		Path:       shell,
-		Args:       append([]string{"sh", "-c", trampoline, s.Path}, s.Args...),
+		Args:       append([]string{"sh", "-c", trampoline, "sh", grace, s.Path}, s.Args...),
 		Env:        env,
 		Dir:        s.Dir,
 		Stdout:     outW,
 		Stderr:     errW,
-		ExtraFiles: []*os.File{holdR},
+		ExtraFiles: []*os.File{holdR, deadR},
 		SysProcAttr: &syscall.SysProcAttr{
 			// Own group: timeouts kill it without systemd, and a terminal's
 			// signals to the agent's group never reach hooks.
@@ -439,10 +486,12 @@ func (r *runner) start(s Spec, env []string, cred *syscall.Credential) (*process
 	// The child has its copies; the parent keeps only the read ends and the
 	// hold pipe's write end.
 	holdR.Close()
+	deadR.Close()
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		holdW.Close()
+		deadW.Close()
 		outR.Close()
 		errR.Close()
 		return nil, fmt.Errorf("start: %w", err)
@@ -450,6 +499,7 @@ func (r *runner) start(s Spec, env []string, cred *syscall.Credential) (*process
 	p := &process{
 		cmd:    cmd,
 		hold:   holdW,
+		dead:   deadW,
 		out:    newOutput(s.Output, r.now, outR, errR),
 		exited: make(chan *os.ProcessState, 1),
 	}
@@ -469,8 +519,20 @@ func (p *process) release() error {
 	return err
 }
 
+// disarm tells the dead-man watchdog that the agent is alive and done
+// with the script: it exits without killing anything. Idempotent.
+func (p *process) disarm() {
+	if p.dead == nil {
+		return
+	}
+	p.dead.Write([]byte{'\n'})
+	p.dead.Close()
+	p.dead = nil
+}
+
 // abort ends a child that never ran the script, and its output readers.
 func (p *process) abort() {
+	p.disarm()
 	p.hold.Close() // the trampoline exits 125 without exec
 	p.killGroup()
 	<-p.exited
