@@ -11,8 +11,8 @@
 # version without '-'. Packages go to DIR (or $DIST, default dist/):
 #   DIR/drover_<version>_amd64.deb
 #   DIR/drover-<version>-1.x86_64.rpm
-# Builds are reproducible: file times come from SOURCE_DATE_EPOCH, by
-# default the commit's time.
+# File times in the packages, the man page date and the changelog date come
+# from SOURCE_DATE_EPOCH, by default the commit's time.
 set -euo pipefail
 
 nfpm_pkg=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
