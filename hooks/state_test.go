@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -185,5 +186,12 @@ func TestStoreFindRevision(t *testing.T) {
 	}
 	if _, err := st.FindRevision("g", "bbb"); !errors.Is(err, ErrNoDeployment) {
 		t.Errorf("FindRevision of a pruned archive: %v, want ErrNoDeployment", err)
+	}
+}
+
+func TestAgentEnvDropsSystemdVariables(t *testing.T) {
+	got := agentEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "WATCHDOG_USEC=1", "WATCHDOG_PID=2", "LISTEN_FDS=1", "HOME=/root"})
+	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
+		t.Errorf("agentEnv = %q", got)
 	}
 }
