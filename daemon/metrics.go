@@ -5,22 +5,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are the agent's Prometheus metrics (DESIGN.md §10), registered on
-// a registry the agent owns; nothing goes to the default registry.
+// Metrics are the agent's event-driven Prometheus metrics (DESIGN.md §10),
+// registered on a registry the agent owns; nothing goes to the default
+// registry. The metrics that describe state (revisions, the fleet, sources,
+// members) are computed at scrape time by statusCollector, so they are never
+// stale.
 type Metrics struct {
 	BuildInfo             *prometheus.GaugeVec
-	AppRevision           *prometheus.GaugeVec
-	AppDesiredRevision    *prometheus.GaugeVec
 	Deployments           *prometheus.CounterVec
 	DeploymentDuration    *prometheus.HistogramVec
 	HookDuration          *prometheus.HistogramVec
 	HookFailures          *prometheus.CounterVec
-	SourcePolls           *prometheus.CounterVec
-	SourceLastSuccess     *prometheus.GaugeVec
-	ClusterMembers        *prometheus.GaugeVec
-	RolloutHosts          *prometheus.GaugeVec
-	RolloutPaused         *prometheus.GaugeVec
-	ManifestInvalid       *prometheus.GaugeVec
 	ConfigReloads         *prometheus.CounterVec
 	ConfigLastReloadOK    prometheus.Gauge
 	GossipMessagesDropped *prometheus.CounterVec
@@ -35,12 +30,6 @@ func NewMetrics(reg prometheus.Registerer, version, commit, goVersion string) (*
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drover_build_info", Help: "Always 1; labels say which drover runs.",
 		}, []string{"version", "commit", "goversion"}),
-		AppRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_app_revision_info", Help: "Always 1 for the revision this host runs for an application.",
-		}, []string{"app", "group", "revision"}),
-		AppDesiredRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_app_desired_revision_info", Help: "Always 1 for the revision the application's source asks for.",
-		}, []string{"app", "group", "revision"}),
 		Deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drover_deployments_total", Help: "Deployments this host finished, by result (succeeded, failed).",
 		}, []string{"app", "result"}),
@@ -53,24 +42,6 @@ func NewMetrics(reg prometheus.Registerer, version, commit, goVersion string) (*
 		HookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drover_hook_failures_total", Help: "Lifecycle events that failed on this host.",
 		}, []string{"app", "event"}),
-		SourcePolls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "drover_source_polls_total", Help: "Polls of an application's source, by result (unchanged, changed, invalid, error).",
-		}, []string{"app", "result"}),
-		SourceLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_source_last_success_timestamp_seconds", Help: "Unix time of the last successful poll of an application's source.",
-		}, []string{"app"}),
-		ClusterMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_cluster_members", Help: "Gossip members this host sees, by state (alive, suspect, dead, left).",
-		}, []string{"state"}),
-		RolloutHosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_rollout_hosts", Help: "Hosts of a rollout by state, as this host sees the fleet (same on every host: aggregate with max).",
-		}, []string{"app", "revision", "state"}),
-		RolloutPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_rollout_paused", Help: "1 while an application's rollouts are paused fleet-wide.",
-		}, []string{"app"}),
-		ManifestInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drover_manifest_invalid", Help: "1 while the newest manifest of an application fails validation and is ignored.",
-		}, []string{"app"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drover_config_reloads_total", Help: "Configuration reloads, by result (applied, rejected).",
 		}, []string{"result"}),
@@ -85,10 +56,8 @@ func NewMetrics(reg prometheus.Registerer, version, commit, goVersion string) (*
 		}, []string{"direction"}),
 	}
 	cs := []prometheus.Collector{
-		m.BuildInfo, m.AppRevision, m.AppDesiredRevision, m.Deployments, m.DeploymentDuration,
-		m.HookDuration, m.HookFailures, m.SourcePolls, m.SourceLastSuccess, m.ClusterMembers,
-		m.RolloutHosts, m.RolloutPaused, m.ManifestInvalid, m.ConfigReloads, m.ConfigLastReloadOK,
-		m.GossipMessagesDropped, m.GossipBytes,
+		m.BuildInfo, m.Deployments, m.DeploymentDuration, m.HookDuration, m.HookFailures,
+		m.ConfigReloads, m.ConfigLastReloadOK, m.GossipMessagesDropped, m.GossipBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}

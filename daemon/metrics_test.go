@@ -23,21 +23,16 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Give every vector a series so that promtool sees all of them.
-	m.AppRevision.WithLabelValues("hello", "web", "r1").Set(1)
-	m.AppDesiredRevision.WithLabelValues("hello", "web", "r2").Set(1)
 	m.Deployments.WithLabelValues("hello", "succeeded").Inc()
 	m.DeploymentDuration.WithLabelValues("hello").Observe(3)
 	m.HookDuration.WithLabelValues("hello", "AfterInstall").Observe(0.2)
 	m.HookFailures.WithLabelValues("hello", "ValidateService").Inc()
-	m.SourcePolls.WithLabelValues("hello", "unchanged").Inc()
-	m.SourceLastSuccess.WithLabelValues("hello").SetToCurrentTime()
-	m.ClusterMembers.WithLabelValues("alive").Set(5)
-	m.RolloutHosts.WithLabelValues("hello", "r2", "running").Set(1)
-	m.RolloutPaused.WithLabelValues("hello").Set(0)
-	m.ManifestInvalid.WithLabelValues("hello").Set(0)
 	m.ConfigReloads.WithLabelValues("applied").Inc()
 	m.GossipMessagesDropped.WithLabelValues("malformed").Inc()
 	m.GossipBytes.WithLabelValues("sent").Add(10)
+	if err := reg.Register(NewStatusCollector(SampleStatus)); err != nil {
+		t.Fatal(err)
+	}
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -56,7 +51,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		"drover_build_info", "drover_app_revision_info", "drover_app_desired_revision_info",
 		"drover_deployments_total", "drover_deployment_duration_seconds", "drover_hook_duration_seconds",
 		"drover_hook_failures_total", "drover_source_polls_total", "drover_source_last_success_timestamp_seconds",
-		"drover_cluster_members", "drover_rollout_hosts", "drover_rollout_paused",
+		"drover_cluster_members", "drover_rollout_hosts", "drover_rollout_paused", "drover_rollout_halted",
 	} {
 		if !names[want] {
 			t.Errorf("metric %s is not exported", want)

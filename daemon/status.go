@@ -30,13 +30,18 @@ type AppStatus struct {
 	Source  string `json:"source"`
 	Desired string `json:"desired,omitempty"` // revision label the source publishes
 	// DesiredID is the content identity (commit, sha256).
-	DesiredID   string       `json:"desired_id,omitempty"`
-	Strategy    string       `json:"strategy,omitempty"`
-	Paused      bool         `json:"paused"`
-	Halted      bool         `json:"halted"`
-	SourceError string       `json:"source_error,omitempty"`
-	LastPoll    time.Time    `json:"last_poll,omitzero"`
-	Hosts       []HostStatus `json:"hosts"`
+	DesiredID   string `json:"desired_id,omitempty"`
+	Strategy    string `json:"strategy,omitempty"`
+	Paused      bool   `json:"paused"`
+	Halted      bool   `json:"halted"`
+	SourceError string `json:"source_error,omitempty"`
+	// ManifestInvalid is set while the newest manifest fails validation
+	// and is ignored (SourceError says why).
+	ManifestInvalid bool `json:"manifest_invalid,omitempty"`
+	// Polls counts the source's polls by result.
+	Polls    map[string]uint64 `json:"polls,omitempty"`
+	LastPoll time.Time         `json:"last_poll,omitzero"`
+	Hosts    []HostStatus      `json:"hosts"`
 }
 
 // HostStatus is one host's row for one application.
@@ -50,4 +55,28 @@ type HostStatus struct {
 	Deployment string    `json:"deployment,omitempty"`
 	Reachable  bool      `json:"reachable"`
 	Updated    time.Time `json:"updated,omitzero"` // when this agent last heard of the row
+}
+
+// SampleStatus is a small fleet with every kind of row, for tests and
+// documentation of the status and metrics formats.
+func SampleStatus() Status {
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	return Status{
+		Host: "web-1", Version: "1.0.0", Time: now, ConfigPath: DefaultConfigPath,
+		Members: []Member{
+			{Name: "web-1", Addr: "10.0.0.1:7946", State: "alive", Groups: []string{"web-prod"}},
+			{Name: "web-2", Addr: "10.0.0.2:7946", State: "alive", Groups: []string{"web-prod"}},
+			{Name: "web-3", Addr: "10.0.0.3:7946", State: "suspect", Groups: []string{"web-prod"}},
+		},
+		Apps: []AppStatus{{
+			Name: "hello-web", Group: "web-prod", Active: true, Source: "git https://git.example/acme/deploy.git release:hello-web",
+			Desired: "2026.11.26-2", DesiredID: "3f2a9c1d", Strategy: "one-at-a-time",
+			Polls: map[string]uint64{"changed": 2, "unchanged": 118, "error": 1}, LastPoll: now.Add(-20 * time.Second),
+			Hosts: []HostStatus{
+				{Host: "web-1", Revision: "2026.11.26-2", Target: "2026.11.26-2", Phase: "succeeded", Result: "succeeded", Reachable: true, Updated: now.Add(-40 * time.Second)},
+				{Host: "web-2", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "running", Event: "AfterInstall", Reachable: true, Updated: now.Add(-2 * time.Second)},
+				{Host: "web-3", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "waiting", Reachable: false, Updated: now.Add(-9 * time.Second)},
+			},
+		}},
+	}
 }

@@ -254,6 +254,11 @@ func populatedRegistry(t *testing.T) *prometheus.Registry {
 	for _, c := range rec.collectors {
 		touch(t, c)
 	}
+	// The state metrics are computed from the agent's status at scrape
+	// time; a sample fleet gives every one of them series.
+	if err := reg.Register(daemon.NewStatusCollector(daemon.SampleStatus)); err != nil {
+		t.Fatal(err)
+	}
 	return reg
 }
 

@@ -74,6 +74,7 @@ type Status struct {
 	LastErrorTime       time.Time
 	LastSuccess         time.Time // zero until the first successful poll
 	ConsecutiveFailures int
+	LastResult          Result // of the last poll; ResultInvalid while the newest manifest is ignored
 	Polls               map[Result]uint64
 }
 
@@ -165,6 +166,7 @@ func (p *Poller) Poll(ctx context.Context) Update {
 		u.Result, u.Err = ResultError, err
 	}
 	p.st.Polls[u.Result]++
+	p.st.LastResult = u.Result
 
 	if u.Result == ResultError {
 		p.st.ConsecutiveFailures++

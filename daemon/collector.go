@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// statusCollector computes the state metrics of DESIGN.md §10 from the
+// agent's status at scrape time: what this host runs, what the sources ask
+// for, the fleet's rollout (the same on every host: aggregate with max),
+// the sources' polls and the cluster's members.
+type statusCollector struct {
+	status func() Status
+
+	appRevision, desiredRevision, rolloutHosts, paused, halted *prometheus.Desc
+	polls, lastSuccess, members, manifestInvalid               *prometheus.Desc
+}
+
+// NewStatusCollector returns the collector of the state metrics, reading
+// status at every scrape.
+func NewStatusCollector(status func() Status) prometheus.Collector {
+	return &statusCollector{
+		status: status,
+		appRevision: prometheus.NewDesc("drover_app_revision_info",
+			"Always 1 for the revision this host runs for an application.", []string{"app", "group", "revision"}, nil),
+		desiredRevision: prometheus.NewDesc("drover_app_desired_revision_info",
+			"Always 1 for the revision the application's source asks for.", []string{"app", "group", "revision"}, nil),
+		rolloutHosts: prometheus.NewDesc("drover_rollout_hosts",
+			"Hosts of an application by target revision and phase, as this host sees the fleet (the same on every host: aggregate with max).",
+			[]string{"app", "revision", "state"}, nil),
+		paused: prometheus.NewDesc("drover_rollout_paused",
+			"1 while an application's rollouts are paused fleet-wide (API or manifest).", []string{"app"}, nil),
+		halted: prometheus.NewDesc("drover_rollout_halted",
+			"1 while the rollout of the desired revision is halted by failures.", []string{"app", "revision"}, nil),
+		polls: prometheus.NewDesc("drover_source_polls_total",
+			"Polls of an application's source, by result (changed, unchanged, empty, invalid, error).", []string{"app", "result"}, nil),
+		lastSuccess: prometheus.NewDesc("drover_source_last_success_timestamp_seconds",
+			"Unix time of the last successful poll of an application's source.", []string{"app"}, nil),
+		manifestInvalid: prometheus.NewDesc("drover_manifest_invalid",
+			"1 while the newest manifest of an application fails validation and is ignored.", []string{"app"}, nil),
+		members: prometheus.NewDesc("drover_cluster_members",
+			"Gossip members this host sees, by state (alive, suspect, dead, left).", []string{"state"}, nil),
+	}
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	states := map[string]float64{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, m := range st.Members {
+		states[m.State]++
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, n, s)
+	}
+	for _, a := range st.Apps {
+		if !a.Active {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, b2f(a.Paused), a.Name)
+		ch <- prometheus.MustNewConstMetric(c.manifestInvalid, prometheus.GaugeValue, b2f(a.ManifestInvalid), a.Name)
+		if a.Desired != "" {
+			ch <- prometheus.MustNewConstMetric(c.desiredRevision, prometheus.GaugeValue, 1, a.Name, a.Group, a.Desired)
+			ch <- prometheus.MustNewConstMetric(c.halted, prometheus.GaugeValue, b2f(a.Halted), a.Name, a.Desired)
+		}
+		for r, n := range a.Polls {
+			ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(n), a.Name, r)
+		}
+		if !a.LastPoll.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, float64(a.LastPoll.UnixNano())/float64(time.Second), a.Name)
+		}
+		type key struct{ rev, state string }
+		counts := map[key]float64{}
+		for _, h := range a.Hosts {
+			if h.Host == st.Host && h.Revision != "" {
+				ch <- prometheus.MustNewConstMetric(c.appRevision, prometheus.GaugeValue, 1, a.Name, a.Group, h.Revision)
+			}
+			state := h.Phase
+			if !h.Reachable {
+				state = "unreachable"
+			}
+			counts[key{h.Target, state}]++
+		}
+		for k, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.rolloutHosts, prometheus.GaugeValue, n, a.Name, k.rev, k.state)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
