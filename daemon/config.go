@@ -55,6 +55,10 @@ type ClusterConfig struct {
 	Advertise      string   `yaml:"advertise"`
 	Join           []string `yaml:"join"`
 	EncryptKeyFile string   `yaml:"encrypt_key_file"`
+	// Profile sets memberlist's timing, and with it every timeout of the
+	// rollout protocol: lan (default), wan (slow or lossy links), or local
+	// (one machine: the demo, tests).
+	Profile string `yaml:"profile"`
 }
 
 // APIConfig places the local API and the metrics listener.
@@ -225,6 +229,9 @@ func (c *Config) applyDefaults() {
 	if c.Cluster.Bind == "" {
 		c.Cluster.Bind = "0.0.0.0:7946"
 	}
+	if c.Cluster.Profile == "" {
+		c.Cluster.Profile = "lan"
+	}
 	if c.API.Socket == "" {
 		c.API.Socket = DefaultSocket
 	}
@@ -339,6 +346,11 @@ func (v *validator) check(c *Config) {
 		v.warn("cluster.encrypt_key_file", v.line("cluster"), "empty: gossip is NOT encrypted and any host that can reach %s can join; create a key with `drover keygen`", c.Cluster.Bind)
 	} else if !filepath.IsAbs(c.Cluster.EncryptKeyFile) {
 		v.fail("cluster.encrypt_key_file", v.line("cluster", "encrypt_key_file"), "%q is not an absolute path", c.Cluster.EncryptKeyFile)
+	}
+	switch c.Cluster.Profile {
+	case "lan", "wan", "local":
+	default:
+		v.fail("cluster.profile", v.line("cluster", "profile"), "%q: want lan, wan or local", c.Cluster.Profile)
 	}
 	if !filepath.IsAbs(c.API.Socket) {
 		v.fail("api.socket", v.line("api", "socket"), "%q is not an absolute path", c.API.Socket)

@@ -36,7 +36,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Node.StateDir != "/var/lib/drover" || c.Node.Root != "/" || c.Cluster.Bind != "0.0.0.0:7946" ||
-		c.API.Socket != "/run/drover/drover.sock" || c.Systemd != "auto" {
+		c.API.Socket != "/run/drover/drover.sock" || c.Systemd != "auto" || c.Cluster.Profile != "lan" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if got := time.Duration(c.Applications[0].PollInterval); got != 10*time.Second {
@@ -85,6 +85,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no source", "applications:\n  - name: a\n    group: g\n", []string{`applications[0].source: want exactly one`}},
 		{"dup app", "applications:\n  - {name: a, group: g, source: {dir: /x}}\n  - {name: a, group: g, source: {dir: /y}}\n", []string{`drover.yaml:3: applications[1].name: "a" is already the name of applications[0]`}},
 		{"bad systemd", "systemd: maybe\n", []string{`drover.yaml:1: systemd: "maybe"`}},
+		{"bad profile", "cluster:\n  profile: fast\n", []string{`drover.yaml:2: cluster.profile: "fast"`}},
 		{"relative state dir", "node:\n  state_dir: var/lib\n", []string{`drover.yaml:2: node.state_dir: "var/lib" is not an absolute path`}},
 		{"bad bind", "cluster:\n  bind: 7946\n", []string{`drover.yaml:2: cluster.bind`}},
 		{"git scheme", "applications:\n  - name: a\n    group: g\n    source:\n      git: {url: \"ftp://x/y\"}\n", []string{`drover.yaml:5: applications[0].source.git.url: scheme "ftp"`}},
