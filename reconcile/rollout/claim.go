@@ -1,0 +1,280 @@
+package rollout
+
+import (
+	"strconv"
+	"time"
+)
+
+// maxLease bounds the lease a claimant may ask for.
+const maxLease = 10 * time.Minute
+
+// lock is a voter's grant of one slot (gossip/PROTOCOL.md §3).
+type lock struct {
+	holder string
+	claim  uint64
+	expiry time.Duration // local
+}
+
+// claimState is the holder's side of one claim.
+type claimState struct {
+	slot      uint32
+	id        uint64
+	epoch     uint64
+	lease     time.Duration
+	need      int
+	members   int
+	round     uint64
+	sent      map[uint64]time.Duration // round → local send time
+	valid     map[string]uint64        // voter → latest round it granted
+	perRound  map[uint64]int           // round → voters whose latest grant is of that round
+	validity  time.Duration            // a round's grants are certainly valid this long after its send
+	refused   map[string]bool          // refusals in the current round
+	acquired  bool
+	deadline  time.Duration // end of the current round while not acquired
+	nextRenew time.Duration
+	fence     time.Duration // last fence reported
+	rollback  bool
+	rev       string
+	pos       int
+}
+
+// holdUntil is the instant the holder stops having a majority of valid
+// grants. All grants of one round share a validity, so counting per round is
+// enough.
+func (c *claimState) holdUntil() time.Duration {
+	if len(c.valid) < c.need {
+		return 0
+	}
+	acc := 0
+	for r := c.round; r > 0 && r+8 > c.round; r-- {
+		acc += c.perRound[r]
+		if acc >= c.need {
+			return c.sent[r] + c.validity
+		}
+	}
+	return 0
+}
+
+func (n *Node) frozen() bool { return !n.st.Accepted.IsZero() }
+
+func (n *Node) activeLocks(now time.Duration) int {
+	c := 0
+	for _, l := range n.locks {
+		if now < l.expiry {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *Node) nextClaimID() uint64 {
+	n.counter++
+	return n.st.Incarnation<<32 | uint64(n.counter)
+}
+
+func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev string) {
+	c := &claimState{
+		slot: slot, id: n.nextClaimID(), epoch: n.st.Roster.Epoch, lease: n.t.Lease,
+		need: n.need, members: len(n.st.Roster.Members),
+		sent: map[uint64]time.Duration{}, valid: map[string]uint64{}, perRound: map[uint64]int{}, refused: map[string]bool{},
+		validity: n.t.holderValidity(n.t.Lease),
+		rollback: rollback, rev: rev,
+	}
+	n.claim = c
+	n.claimRound(now)
+}
+
+func (n *Node) claimRound(now time.Duration) {
+	c := n.claim
+	c.round++
+	c.sent[c.round] = now
+	if c.round > 8 {
+		delete(c.sent, c.round-8)
+		if k := c.perRound[c.round-8]; k > 0 {
+			delete(c.perRound, c.round-8)
+			for v, r := range c.valid {
+				if r <= c.round-8 {
+					delete(c.valid, v)
+				}
+			}
+		}
+	}
+	clear(c.refused)
+	if !c.acquired {
+		c.deadline = now + n.t.ClaimTimeout
+	}
+	m := Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
+	if n.members[n.cfg.Host] {
+		g := n.grant(now, n.cfg.Host, m)
+		g.From = n.cfg.Host
+		n.onGrant(now, g)
+		if n.claim != c {
+			return
+		}
+	}
+	n.sendMembers(m)
+}
+
+// grant applies the voter rule to a claim and returns the reply.
+func (n *Node) grant(now time.Duration, from string, m Message) Message {
+	reply := Message{Kind: KindGrant, Epoch: n.st.Roster.Epoch, Slot: m.Slot, Claim: m.Claim, Round: m.Round, Revision: m.Revision, Attempt: m.Attempt}
+	if m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt && len(n.failed) > 0 {
+		for h := range n.failed {
+			if len(reply.Failed) >= 32 {
+				break
+			}
+			reply.Failed = append(reply.Failed, h)
+		}
+	}
+	if now < n.quarUntil || m.Epoch != n.st.Roster.Epoch || !n.members[n.cfg.Host] {
+		return reply
+	}
+	lease := m.Lease
+	if lease <= 0 || lease > maxLease {
+		lease = min(max(lease, n.t.Lease), maxLease)
+	}
+	l := n.locks[m.Slot]
+	active := l != nil && now < l.expiry
+	if active && l.holder == from && l.claim == m.Claim {
+		l.expiry = max(l.expiry, now+lease) // renewal of a valid lease, allowed while frozen
+		reply.OK = true
+		return reply
+	}
+	if n.frozen() {
+		return reply
+	}
+	if active && (l.holder != from || m.Claim < l.claim) {
+		reply.Holder = l.holder
+		return reply
+	}
+	// A host never holds two claims: a newer claim replaces its older locks.
+	for s, o := range n.locks {
+		if o.holder == from && o.claim < m.Claim {
+			delete(n.locks, s)
+		}
+	}
+	n.locks[m.Slot] = &lock{holder: from, claim: m.Claim, expiry: now + lease}
+	reply.OK = true
+	return reply
+}
+
+func (n *Node) onClaim(now time.Duration, m Message) {
+	n.send(m.From, n.grant(now, m.From, m))
+}
+
+func (n *Node) onGrant(now time.Duration, m Message) {
+	for _, h := range m.Failed {
+		if !n.failed[h] && m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt {
+			n.failed[h] = true
+		}
+	}
+	c := n.claim
+	if c == nil || m.Claim != c.id || m.Slot != c.slot {
+		return
+	}
+	sent, ok := c.sent[m.Round]
+	if !ok {
+		return
+	}
+	_ = sent
+	if m.OK {
+		if old, ok := c.valid[m.From]; !ok || m.Round > old {
+			if ok {
+				c.perRound[old]--
+			}
+			c.valid[m.From] = m.Round
+			c.perRound[m.Round]++
+		}
+	} else if m.Round == c.round {
+		c.refused[m.From] = true
+	}
+	if !c.acquired {
+		if c.holdUntil() > now {
+			c.acquired = true
+			c.nextRenew = now + n.t.Renew
+			c.fence = c.holdUntil()
+			run := &runState{rev: c.rev, attempt: n.tgt.attempt, rollback: c.rollback}
+			n.retries = 0
+			n.startRun(now, run, Decision{Fence: c.fence})
+			return
+		}
+		if len(c.refused) > c.members-c.need {
+			n.abandonClaim(now)
+		}
+		return
+	}
+	if h := c.holdUntil(); h > c.fence && n.run != nil {
+		c.fence = h
+		n.decide(Decision{Kind: DecideFence, Deployment: n.run.id, Revision: n.run.rev, Attempt: n.run.attempt, Rollback: n.run.rollback, Fence: h})
+	}
+}
+
+// abandonClaim gives up a claim round that did not reach a majority, and
+// backs off longer the further this host is from the front of the order.
+func (n *Node) abandonClaim(now time.Duration) {
+	pos := n.eligBefore
+	if n.claim.rollback {
+		pos = n.rbEligBefore
+	}
+	n.releaseClaim(now, "")
+	n.retries++
+	jitter := time.Duration(hash2(n.cfg.Host, strconv.Itoa(n.retries)) % uint64(n.t.ClaimTimeout/2+1))
+	n.notBefore = now + n.t.ClaimTimeout*time.Duration(1+min(pos, 8)) + jitter
+}
+
+func (n *Node) releaseClaim(now time.Duration, result string) {
+	c := n.claim
+	if c == nil {
+		return
+	}
+	n.claim = nil
+	m := Message{Kind: KindRelease, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Result: result}
+	if l := n.locks[c.slot]; l != nil && l.holder == n.cfg.Host && l.claim == c.id {
+		delete(n.locks, c.slot)
+	}
+	n.sendMembers(m)
+	r := &n.self.row
+	if c.id > r.Released {
+		r.Released = c.id
+	}
+	r.Claim, r.Slot = 0, 0
+}
+
+func (n *Node) onRelease(now time.Duration, m Message) {
+	if l := n.locks[m.Slot]; l != nil && l.holder == m.From && l.claim == m.Claim {
+		delete(n.locks, m.Slot)
+		if n.frozen() {
+			n.writeRow(now) // may have become drained
+		}
+	}
+	if m.Result == "failed" && m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt {
+		n.failed[m.From] = true
+	}
+}
+
+func (n *Node) tickClaim(now time.Duration) {
+	c := n.claim
+	if c == nil {
+		return
+	}
+	if !c.acquired {
+		if now >= c.deadline {
+			n.abandonClaim(now)
+		}
+		return
+	}
+	if now >= c.holdUntil() {
+		// Lease lost: stop now; the fence (A3) stops the hooks at this instant too.
+		if n.run != nil && !n.run.aborted {
+			n.run.aborted = true
+			n.decide(Decision{Kind: DecideAbort, Deployment: n.run.id, Revision: n.run.rev, Attempt: n.run.attempt, Rollback: n.run.rollback, Reason: "slot lease lost: no majority of voters reachable"})
+		}
+		n.releaseClaim(now, "")
+		n.writeRow(now)
+		return
+	}
+	if now >= c.nextRenew {
+		c.nextRenew = now + n.t.Renew
+		n.claimRound(now)
+	}
+}

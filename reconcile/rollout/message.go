@@ -1,0 +1,56 @@
+package rollout
+
+import "time"
+
+// Kind is a message type.
+type Kind uint8
+
+// Message kinds. Rows and flags are broadcast; the rest are direct.
+const (
+	KindRow Kind = iota + 1
+	KindFlag
+	KindClaim    // claim or renew a slot
+	KindGrant    // reply to a claim
+	KindRelease  // holder stopped using a claim
+	KindPrepare  // Paxos phase 1 for roster Epoch+1
+	KindPromise  //
+	KindAccept   // Paxos phase 2
+	KindAccepted //
+	KindRosterReq
+	KindRosterResp
+	kindMax
+)
+
+var kindNames = [...]string{"", "row", "flag", "claim", "grant", "release", "prepare", "promise", "accept", "accepted", "roster-req", "roster-resp"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Message is every protocol message; the fields used depend on Kind.
+type Message struct {
+	Kind     Kind
+	App      string
+	From     string
+	Epoch    uint64
+	Slot     uint32
+	Claim    uint64
+	Round    uint64
+	OK       bool
+	Holder   string
+	Revision string
+	Attempt  uint32
+	Lease    time.Duration // claim: lease asked for, honoured by the grantor
+	Result   string
+	Ballot   Ballot
+	Members  []string // accept, promise (accepted value), roster-resp
+	Failed   []string // grant: failures the voter knows for Revision/Attempt
+	Row      Row      // KindRow
+	Flag     Flag     // KindFlag
+}
+
+// Broadcast reports whether m travels by gossip rather than directly.
+func (m *Message) Broadcast() bool { return m.Kind == KindRow || m.Kind == KindFlag }

@@ -1,0 +1,831 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/drover-dev/drover/reconcile/manifest"
+)
+
+// Config identifies a Node.
+type Config struct {
+	Host   string
+	App    string
+	Group  string
+	Timing Timing
+}
+
+// peer is what a Node knows about one host of the group (itself included).
+type peer struct {
+	host   string
+	row    Row
+	hasRow bool
+	reach  Reach
+	since  time.Duration // when reach last changed
+	member bool
+	rank   uint64
+	rbRank uint64
+	c      contrib
+}
+
+// contrib is a peer's contribution to the Node's counters, so that one row
+// update costs O(1), not a pass over the group.
+type contrib struct {
+	counted        bool
+	runningR       bool // running the target revision (or rolling it back)
+	installedR     bool
+	eligible       bool // waiting for the target, reachable
+	rbEligible     bool // succeeded or failed on the target attempt, reachable
+	unreachWaiting bool
+	occupies       bool
+	slot           uint32
+	unhealthy      bool // running anything
+	halted         bool // the row says the target attempt halted
+	acc            accKey
+}
+
+// accKey identifies an accepted roster value reported by a drained member.
+type accKey struct {
+	b Ballot
+	h uint64
+}
+
+type target struct {
+	rev     string
+	attempt uint32
+	set     bool
+}
+
+type runState struct {
+	id       string
+	rev      string
+	attempt  uint32
+	rollback bool
+	slotless bool
+	aborted  bool
+	event    string
+}
+
+// Node is the rollout state machine of one host for one application.
+type Node struct {
+	cfg Config
+	t   Timing
+	st  Persisted
+
+	peers   map[string]*peer
+	self    *peer
+	members map[string]bool
+	need    int // majority of the roster
+
+	tgt       target
+	pol       Policy
+	flag      Flag
+	counter   uint32 // row/claim counter within this incarnation
+	started   time.Duration
+	quarUntil time.Duration
+
+	// counters over peers (self included) for the target
+	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
+	eligBefore, rbEligBefore                                  int
+	occupied                                                  map[uint32]int
+	accCounts                                                 map[accKey]int // drained members per accepted roster value
+	activationDue                                             bool
+	failed                                                    map[string]bool // hosts known to have failed the target attempt
+
+	locks map[uint32]*lock
+	claim *claimState
+	run   *runState
+
+	notBefore time.Duration // claim backoff
+	bakeFrom  time.Duration // 0: canary step not complete in view
+	retries   int
+
+	prop         *proposal
+	wantSince    time.Duration
+	nextHouse    time.Duration
+	pendingPeers []pendingPeer
+	forceRemove  map[string]bool
+	seenRound    uint64
+	lastNow      time.Duration // time of the last input
+
+	dirty bool // persist at next TakeOutput
+	out   Output
+}
+
+type pendingPeer struct {
+	at   time.Duration
+	host string
+}
+
+// NewNode creates the state machine from persisted state (zero for a new
+// host). It increments the incarnation and, if the persisted row shows a
+// deployment in flight, records it as failed: the host restarted and the
+// deployment was interrupted (the daemon has killed what was left of it).
+func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
+	n := &Node{
+		cfg:         cfg,
+		t:           cfg.Timing,
+		st:          st.Clone(),
+		peers:       map[string]*peer{},
+		occupied:    map[uint32]int{},
+		accCounts:   map[accKey]int{},
+		failed:      map[string]bool{},
+		locks:       map[uint32]*lock{},
+		forceRemove: map[string]bool{},
+		started:     now,
+	}
+	n.st.Incarnation++
+	n.quarUntil = now + n.t.Quarantine
+	n.self = &peer{host: cfg.Host, reach: ReachAlive, hasRow: true}
+	n.peers[cfg.Host] = n.self
+	r := n.st.Row
+	r.Host = cfg.Host
+	r.Claim, r.Slot, r.Event = 0, 0, ""
+	switch r.Phase {
+	case PhaseRunning:
+		r.Phase, r.Result = PhaseFailed, "interrupted: the agent restarted during the deployment"
+	case PhaseRollingBack:
+		r.Phase, r.Result = PhaseRollbackFailed, "interrupted: the agent restarted during the rollback"
+	}
+	n.self.row = r
+	n.setRoster(n.st.Roster)
+	if n.st.HaveDesired {
+		n.applyDesired(now, n.st.Desired)
+	}
+	n.writeRow(now)
+	n.dirty = true
+	n.nextHouse = now + n.t.Renew
+	return n
+}
+
+// Host returns the node's host name.
+func (n *Node) Host() string { return n.cfg.Host }
+
+// Roster returns the current roster.
+func (n *Node) Roster() Roster { return n.st.Roster }
+
+// Paused reports the fleet-wide pause flag.
+func (n *Node) Paused() bool { return n.flag.Paused }
+
+// Running reports whether a deployment is running on this host.
+func (n *Node) Running() bool { return n.run != nil }
+
+// TakeOutput returns and clears what the node produced.
+func (n *Node) TakeOutput() Output {
+	o := n.out
+	n.out = Output{}
+	if n.dirty {
+		p := n.st.Clone()
+		p.Row = n.self.row
+		o.Persist = &p
+		n.dirty = false
+	}
+	return o
+}
+
+func (n *Node) send(to string, m Message) {
+	m.App, m.From = n.cfg.App, n.cfg.Host
+	n.out.Send = append(n.out.Send, Envelope{To: to, Msg: m})
+}
+
+func (n *Node) sendMembers(m Message) {
+	for _, h := range n.st.Roster.Members {
+		if h != n.cfg.Host {
+			n.send(h, m)
+		}
+	}
+}
+
+func (n *Node) decide(d Decision) { n.out.Decisions = append(n.out.Decisions, d) }
+
+// writeRow bumps the own row's sequence number, recounts it and broadcasts it.
+func (n *Node) writeRow(now time.Duration) {
+	n.counter++
+	r := &n.self.row
+	r.Seq = n.st.Incarnation<<32 | uint64(n.counter)
+	r.Epoch = n.st.Roster.Epoch
+	r.RosterHash = hashMembers(n.st.Roster.Members)
+	r.AccBallot = n.st.Accepted
+	r.AccHash = 0
+	if !n.st.Accepted.IsZero() {
+		r.AccHash = hashMembers(n.st.AccValue)
+	}
+	r.Drained = n.frozen() && n.activeLocks(now) == 0
+	n.update(n.self, now)
+	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindRow, App: n.cfg.App, From: n.cfg.Host, Row: *r})
+}
+
+// ---- inputs ----
+
+// SetDesired feeds the manifest's desired state.
+func (n *Node) SetDesired(now time.Duration, d Desired) {
+	n.st.Desired, n.st.HaveDesired = d, true
+	n.dirty = true
+	n.applyDesired(now, d)
+	n.writeRow(now)
+	n.evaluate(now)
+}
+
+func (n *Node) applyDesired(now time.Duration, d Desired) {
+	attempt := attemptOf(d.ManifestID)
+	t := target{rev: d.Revision, attempt: attempt, set: true}
+	if t != n.tgt {
+		n.tgt = t
+		n.bakeFrom = 0
+		n.failed = map[string]bool{}
+		r := &n.self.row
+		if r.Revision != t.rev || r.Attempt != t.attempt {
+			r.Revision, r.Attempt, r.Result, r.Halted = t.rev, t.attempt, "", false
+			if h, ok := n.st.Halted[t.rev]; ok && h.Attempt == t.attempt {
+				r.Halted = true
+			}
+			if r.Installed == t.rev {
+				r.Phase = PhaseSucceeded
+			} else {
+				r.Phase = PhaseWaiting
+			}
+		}
+	}
+	n.pol = Resolve(d.Deployment, len(n.st.Roster.Members))
+	n.recount(now)
+}
+
+// SetPaused sets the fleet-wide pause flag (API call: drover pause/resume).
+func (n *Node) SetPaused(now time.Duration, paused bool) {
+	n.flag = Flag{Paused: paused, Clock: n.flag.Clock + 1, Node: n.cfg.Host}
+	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindFlag, App: n.cfg.App, From: n.cfg.Host, Flag: n.flag})
+	n.evaluate(now)
+}
+
+// PeerChanged feeds a membership change of host.
+func (n *Node) PeerChanged(now time.Duration, host string, r Reach) {
+	if host == n.cfg.Host {
+		return
+	}
+	p := n.peer(host)
+	if p.reach == r {
+		return
+	}
+	p.reach, p.since = r, now
+	n.update(p, now)
+	if !r.Reachable() && p.c.occupies {
+		n.pendingPeers = append(n.pendingPeers, pendingPeer{at: now + n.t.Lease, host: host})
+	}
+	n.evaluate(now)
+}
+
+// ForceRemove is the operator's removal of a host from the roster (for a
+// group that lost its voters' majority for good, PROTOCOL.md §4.2).
+func (n *Node) ForceRemove(now time.Duration, host string) {
+	n.forceRemove[host] = true
+	n.wantSince = 0
+	n.housekeeping(now)
+}
+
+// Progress records the lifecycle event now running.
+func (n *Node) Progress(now time.Duration, deployment, event string) {
+	if n.run == nil || n.run.id != deployment || n.self.row.Event == event {
+		return
+	}
+	n.self.row.Event = event
+	n.writeRow(now)
+}
+
+// Finished records the end of a lifecycle.
+func (n *Node) Finished(now time.Duration, deployment string, ok bool, result string) {
+	if n.run == nil || n.run.id != deployment {
+		return
+	}
+	run := n.run
+	n.run = nil
+	r := &n.self.row
+	r.Event, r.Result = "", result
+	switch {
+	case run.slotless:
+		if ok {
+			r.Previous, r.Installed = r.Installed, run.rev
+		}
+		if r.Installed == r.Revision {
+			r.Phase = PhaseSucceeded
+		} else {
+			r.Phase = PhaseWaiting
+		}
+	case run.rollback:
+		if ok {
+			r.Previous, r.Installed = r.Revision, run.rev
+			r.Phase = PhaseRolledBack
+		} else {
+			r.Phase = PhaseRollbackFailed
+		}
+	default:
+		if ok && !run.aborted {
+			r.Previous, r.Installed = r.Installed, run.rev
+			r.Phase = PhaseSucceeded
+		} else {
+			r.Phase = PhaseFailed
+			if run.aborted && result == "" {
+				r.Result = "aborted: slot lease lost"
+			}
+		}
+	}
+	res := "succeeded"
+	if !ok {
+		res = "failed"
+	}
+	n.releaseClaim(now, res)
+	n.dirty = true
+	n.writeRow(now)
+	n.evaluate(now)
+}
+
+// Receive feeds a message from a peer.
+func (n *Node) Receive(now time.Duration, m Message) {
+	if m.App != n.cfg.App || m.From == n.cfg.Host {
+		return
+	}
+	switch m.Kind {
+	case KindRow:
+		n.onRow(now, m)
+	case KindFlag:
+		if m.Flag.newer(n.flag) {
+			n.flag = m.Flag
+			n.out.Broadcast = append(n.out.Broadcast, m)
+		}
+	case KindClaim:
+		n.onClaim(now, m)
+	case KindGrant:
+		n.onGrant(now, m)
+	case KindRelease:
+		n.onRelease(now, m)
+	case KindPrepare:
+		n.onPrepare(now, m)
+	case KindPromise:
+		n.onPromise(now, m)
+	case KindAccept:
+		n.onAccept(now, m)
+	case KindAccepted:
+	case KindRosterReq:
+		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+	case KindRosterResp:
+		n.onRosterResp(now, m)
+	}
+	n.evaluate(now)
+}
+
+func (n *Node) onRow(now time.Duration, m Message) {
+	r := m.Row
+	if r.Host != m.From || r.Host == n.cfg.Host {
+		return
+	}
+	p := n.peer(r.Host)
+	if p.hasRow && r.Seq <= p.row.Seq {
+		return
+	}
+	old, had := p.row, p.hasRow
+	p.row, p.hasRow = r, true
+	n.update(p, now)
+	n.out.Broadcast = append(n.out.Broadcast, m) // relay news (epidemic)
+	// A holder's row that says it released a claim frees our lock.
+	if len(n.locks) > 0 && r.Released > old.Released {
+		for s, l := range n.locks {
+			if l.holder == r.Host && r.Released >= l.claim {
+				delete(n.locks, s)
+			}
+		}
+	}
+	if !had || old.Epoch != r.Epoch || old.AccBallot != r.AccBallot || old.Drained != r.Drained || old.RosterHash != r.RosterHash {
+		n.rosterSeen(now, p)
+	}
+}
+
+func (n *Node) peer(host string) *peer {
+	p := n.peers[host]
+	if p == nil {
+		p = &peer{host: host, reach: ReachAlive, member: n.members[host]}
+		p.rank, p.rbRank = n.ranks(host, p.member)
+		n.peers[host] = p
+	}
+	return p
+}
+
+// ---- counters ----
+
+func (n *Node) ranks(host string, member bool) (uint64, uint64) {
+	r := hash2(n.tgt.rev, host) >> 1
+	rb := hash2("rollback\x00"+n.tgt.rev, host) >> 1
+	if !member {
+		r |= 1 << 63
+		rb |= 1 << 63
+	}
+	return r, rb
+}
+
+func (n *Node) contribOf(p *peer, now time.Duration) contrib {
+	var c contrib
+	if !p.hasRow || p.reach == ReachLeft {
+		return c
+	}
+	r := &p.row
+	c.counted = true
+	gone := !p.reach.Reachable()
+	c.unhealthy = r.Phase.Running()
+	if p.member && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
+		c.acc = accKey{r.AccBallot, r.AccHash}
+	}
+	if r.Phase.Running() && r.Claim != 0 && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease) {
+		c.occupies, c.slot = true, r.Slot
+	}
+	if !n.tgt.set || r.Revision != n.tgt.rev {
+		c.installedR = n.tgt.set && r.Installed == n.tgt.rev
+		return c
+	}
+	c.installedR = r.Installed == n.tgt.rev
+	c.runningR = r.Phase == PhaseRunning
+	sameAttempt := r.Attempt == n.tgt.attempt
+	c.halted = sameAttempt && r.Halted
+	if r.Phase == PhaseWaiting && sameAttempt {
+		c.eligible = !gone
+		c.unreachWaiting = gone
+	}
+	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
+		c.rbEligible = true
+	}
+	return c
+}
+
+func (n *Node) apply(p *peer, c contrib, d int) {
+	if !c.counted {
+		return
+	}
+	b := func(v bool) int {
+		if v {
+			return d
+		}
+		return 0
+	}
+	n.runningR += b(c.runningR)
+	n.installedR += b(c.installedR)
+	n.unreachWaiting += b(c.unreachWaiting)
+	n.unhealthy += b(c.unhealthy)
+	n.haltSeen += b(c.halted)
+	if c.acc.h != 0 {
+		n.accCounts[c.acc] += d
+		if n.accCounts[c.acc] <= 0 {
+			delete(n.accCounts, c.acc)
+		} else if d > 0 && n.accCounts[c.acc] >= n.need {
+			n.activationDue = true
+		}
+	}
+	if p != n.self {
+		if c.eligible && p.rank < n.self.rank {
+			n.eligBefore += d
+		}
+		if c.rbEligible && p.rbRank < n.self.rbRank {
+			n.rbEligBefore += d
+		}
+	}
+	if c.occupies {
+		n.occupied[c.slot] += d
+		if n.occupied[c.slot] == 0 {
+			delete(n.occupied, c.slot)
+		}
+	}
+}
+
+// update recounts one peer's contribution.
+func (n *Node) update(p *peer, now time.Duration) {
+	c := n.contribOf(p, now)
+	n.apply(p, p.c, -1)
+	n.apply(p, c, +1)
+	p.c = c
+	if p.hasRow && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt &&
+		p.row.Phase == PhaseFailed {
+		n.failed[p.host] = true
+	}
+}
+
+// recount rebuilds every counter (target or roster changed).
+func (n *Node) recount(now time.Duration) {
+	n.runningR, n.installedR, n.unreachWaiting, n.unhealthy, n.haltSeen = 0, 0, 0, 0, 0
+	n.eligBefore, n.rbEligBefore = 0, 0
+	n.occupied = map[uint32]int{}
+	n.accCounts = map[accKey]int{}
+	for _, p := range n.peers {
+		p.member = n.members[p.host]
+		p.rank, p.rbRank = n.ranks(p.host, p.member)
+		p.c = contrib{}
+	}
+	for _, p := range n.peers {
+		n.update(p, now)
+	}
+}
+
+// ---- strategy ----
+
+func (n *Node) halted() bool {
+	h, ok := n.st.Halted[n.tgt.rev]
+	return ok && h.Attempt == n.tgt.attempt
+}
+
+func (n *Node) paused() bool { return n.flag.Paused || n.st.Desired.Deployment.Paused }
+
+// evaluate decides whether to start something now. It is called after every
+// input; all it reads are counters.
+func (n *Node) evaluate(now time.Duration) {
+	n.lastNow = now
+	if n.activationDue {
+		n.activationDue = false
+		n.checkActivation(now)
+	}
+	if n.claim != nil {
+		n.tickClaim(now) // deadlines that passed while other inputs arrived
+	}
+	if !n.tgt.set || n.run != nil || n.claim != nil {
+		return
+	}
+	me := &n.self.row
+	if me.Installed == "" {
+		if rev := n.lastGood(); rev != "" {
+			n.startRun(now, &runState{rev: rev, attempt: n.tgt.attempt, slotless: true}, Decision{Slotless: true})
+		}
+		return
+	}
+	if n.st.Roster.Epoch == 0 {
+		return // no voters known yet
+	}
+	if !n.halted() && (n.pol.Halts(len(n.failed)) || n.haltSeen > 0) {
+		if n.st.Halted == nil {
+			n.st.Halted = map[string]Halt{}
+		}
+		n.st.Halted[n.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.tgt.attempt}
+		n.dirty = true
+		me.Halted = true
+		n.writeRow(now)
+	}
+	if n.halted() {
+		if n.pol.Rollback && me.Revision == n.tgt.rev && me.Attempt == n.tgt.attempt &&
+			(me.Phase == PhaseSucceeded || me.Phase == PhaseFailed) && !n.paused() {
+			to := me.Installed
+			if me.Phase == PhaseSucceeded {
+				to = me.Previous
+			}
+			if to == "" || to == n.tgt.rev {
+				me.Phase = PhaseRolledBack
+				n.writeRow(now)
+				return
+			}
+			n.tryClaim(now, true, to, n.rbEligBefore, n.pol.Window)
+		}
+		return
+	}
+	if me.Phase != PhaseWaiting || me.Installed == n.tgt.rev || n.paused() {
+		return
+	}
+	if n.pol.Window == 0 { // all-at-once: the window is the group
+		n.startRun(now, &runState{rev: n.tgt.rev, attempt: n.tgt.attempt}, Decision{})
+		return
+	}
+	window := n.pol.Window
+	budget := 1 << 30
+	if n.pol.Strategy == manifest.Canary {
+		if n.installedR < n.pol.Canary {
+			window = n.pol.Canary
+			budget = n.pol.Canary - n.installedR - n.runningR
+			n.bakeFrom = 0
+		} else {
+			if n.bakeFrom == 0 {
+				n.bakeFrom = now
+			}
+			if now < n.bakeFrom+n.st.Desired.Deployment.Bake {
+				return
+			}
+		}
+	}
+	if n.pol.MinHealthyGate >= 0 {
+		unhealthy := n.unhealthy + len(n.failed)
+		if n.pol.Explicit {
+			unhealthy += n.unreachWaiting
+		}
+		budget = min(budget, n.pol.N-n.pol.MinHealthyGate-unhealthy)
+	}
+	if n.eligBefore >= budget {
+		return
+	}
+	n.tryClaim(now, false, n.tgt.rev, n.eligBefore, window)
+}
+
+// tryClaim claims the free slot of index pos if there is one.
+func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, window int) {
+	if window == 0 {
+		window = n.pol.N
+	}
+	if now < n.notBefore {
+		return
+	}
+	free := 0
+	for s := uint32(0); s < uint32(window); s++ {
+		if n.occupied[s] > 0 {
+			continue
+		}
+		if free == pos {
+			n.startClaim(now, s, rollback, rev)
+			return
+		}
+		free++
+	}
+}
+
+func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
+	run.id = DeploymentID(n.cfg.App, n.cfg.Group, run.rev, run.attempt)
+	n.run = run
+	r := &n.self.row
+	switch {
+	case run.slotless:
+	case run.rollback:
+		r.Phase = PhaseRollingBack
+	default:
+		r.Phase = PhaseRunning
+	}
+	r.Result = ""
+	if n.claim != nil {
+		r.Slot, r.Claim = n.claim.slot, n.claim.id
+	}
+	d.Kind, d.Deployment, d.Revision, d.Attempt, d.Rollback = DecideStart, run.id, run.rev, run.attempt, run.rollback
+	n.decide(d)
+	n.dirty = true
+	n.writeRow(now)
+}
+
+// lastGood is the revision a fresh host installs without a slot: the target
+// when its rollout is not under way (or nobody has anything), otherwise the
+// revision most hosts have installed.
+func (n *Node) lastGood() string {
+	counts := map[string]int{}
+	inFlight := false
+	for _, p := range n.peers {
+		if p == n.self || !p.hasRow {
+			continue
+		}
+		if p.row.Installed != "" {
+			counts[p.row.Installed]++
+		}
+		if p.row.Revision == n.tgt.rev && (p.row.Phase == PhaseWaiting || p.row.Phase.Running() || p.row.Phase == PhaseFailed) {
+			inFlight = true
+		}
+	}
+	if n.halted() {
+		inFlight = true
+	}
+	if len(counts) == 0 || (!inFlight && counts[n.tgt.rev] > 0) {
+		if n.halted() {
+			return ""
+		}
+		return n.tgt.rev
+	}
+	best, bc := "", -1
+	for rev, c := range counts {
+		if rev == n.tgt.rev && inFlight {
+			continue
+		}
+		if c > bc || c == bc && rev < best {
+			best, bc = rev, c
+		}
+	}
+	return best
+}
+
+// Settled reports whether this host has nothing left to do for its target:
+// no deployment or claim in flight, and either the target is installed, or
+// the rollout halted (and this host rolled back if it had to), or this host
+// failed it. Used by the simulator to decide completion.
+func (n *Node) Settled() bool {
+	if n.run != nil || n.claim != nil || !n.tgt.set {
+		return n.run == nil && n.claim == nil
+	}
+	r := n.self.row
+	if r.Installed == n.tgt.rev && !n.halted() {
+		return true
+	}
+	switch r.Phase {
+	case PhaseRolledBack, PhaseRollbackFailed:
+		return true
+	case PhaseFailed:
+		return !n.halted() || !n.pol.Rollback
+	case PhaseSucceeded:
+		return n.halted() && !n.pol.Rollback
+	case PhaseWaiting:
+		return n.halted()
+	}
+	return false
+}
+
+// Row returns this host's own row.
+func (n *Node) Row() Row { return n.self.row }
+
+// HostStatus is one host's row as seen from here.
+type HostStatus struct {
+	Row
+	Reach  Reach
+	Member bool
+}
+
+// Status returns every known row, sorted by host.
+func (n *Node) Status() []HostStatus {
+	out := make([]HostStatus, 0, len(n.peers))
+	for _, p := range n.peers {
+		if p.hasRow {
+			out = append(out, HostStatus{Row: p.row, Reach: p.reach, Member: p.member})
+		}
+	}
+	slices.SortFunc(out, func(a, b HostStatus) int {
+		if a.Host < b.Host {
+			return -1
+		}
+		if a.Host > b.Host {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// LocalState is the node's full state for memberlist's push-pull: every row
+// it knows and the flag.
+func (n *Node) LocalState() []Message {
+	out := make([]Message, 0, len(n.peers)+1)
+	for _, p := range n.peers {
+		if p.hasRow {
+			out = append(out, Message{Kind: KindRow, App: n.cfg.App, From: p.host, Row: p.row})
+		}
+	}
+	if n.flag.Clock > 0 {
+		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: n.flag.Node, Flag: n.flag})
+	}
+	return out
+}
+
+// ---- time ----
+
+// NextWake returns the local time at which Tick must be called next.
+func (n *Node) NextWake() time.Duration {
+	w := n.nextHouse
+	lower := func(t time.Duration) {
+		if t > n.lastNow && t < w {
+			w = t
+		}
+	}
+	if c := n.claim; c != nil {
+		if c.acquired {
+			lower(c.nextRenew)
+			lower(c.holdUntil())
+		} else {
+			lower(c.deadline)
+		}
+	}
+	if n.claim == nil && n.run == nil {
+		lower(n.notBefore)
+		if n.bakeFrom > 0 {
+			lower(n.bakeFrom + n.st.Desired.Deployment.Bake)
+		}
+	}
+	for _, pp := range n.pendingPeers {
+		lower(pp.at)
+	}
+	if n.prop != nil {
+		lower(n.prop.deadline)
+	}
+	return w
+}
+
+// Tick runs whatever is due at now.
+func (n *Node) Tick(now time.Duration) {
+	if len(n.pendingPeers) > 0 {
+		rest := n.pendingPeers[:0]
+		for _, pp := range n.pendingPeers {
+			if now >= pp.at {
+				if p := n.peers[pp.host]; p != nil {
+					n.update(p, now)
+				}
+			} else {
+				rest = append(rest, pp)
+			}
+		}
+		n.pendingPeers = rest
+	}
+	n.tickClaim(now)
+	if n.prop != nil && now >= n.prop.deadline {
+		n.prop = nil
+	}
+	if now >= n.nextHouse {
+		n.nextHouse = now + n.t.Renew
+		n.housekeeping(now)
+	}
+	n.evaluate(now)
+}
+
+// Debug describes the node's counters (for tests and the simulator).
+func (n *Node) Debug() string {
+	return fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
+		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.notBefore, n.lastNow, n.claim != nil, n.run != nil)
+}

@@ -1,0 +1,68 @@
+package rollout
+
+import (
+	"math"
+	"time"
+)
+
+// MemberlistParams are the memberlist settings the protocol's timeouts derive
+// from (gossip/PROTOCOL.md §6).
+type MemberlistParams struct {
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	SuspicionMult  int
+	GossipInterval time.Duration
+}
+
+// LANParams are memberlist.DefaultLANConfig's values.
+var LANParams = MemberlistParams{ProbeInterval: time.Second, ProbeTimeout: 500 * time.Millisecond, SuspicionMult: 4, GossipInterval: 200 * time.Millisecond}
+
+// Timing holds every timeout of the protocol.
+type Timing struct {
+	Lease          time.Duration // L: a grant's life on the grantor's clock
+	Renew          time.Duration // L/4
+	ClaimTimeout   time.Duration // a claim round without a majority is abandoned
+	Quarantine     time.Duration // a restarted voter grants nothing for this long
+	ProposeDelay   time.Duration // roster changes wait for membership to settle
+	RemoveAfter    time.Duration // a dead voter is removed after this long
+	BootstrapDelay time.Duration // no roster seen for this long: bootstrap one
+	DriftRate      float64       // ρ: bound on any clock's rate error
+	StopMargin     time.Duration // time the runner needs to stop a lifecycle (TERM→KILL)
+}
+
+// SuspicionTimeout is memberlist's: mult · max(1, log10 n) · probe interval.
+func SuspicionTimeout(p MemberlistParams, n int) time.Duration {
+	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
+	return time.Duration(float64(p.SuspicionMult) * scale * float64(p.ProbeInterval))
+}
+
+// TimingFor derives the protocol's timeouts from memberlist's parameters for a
+// group of about n hosts.
+func TimingFor(p MemberlistParams, n int) Timing {
+	ts := SuspicionTimeout(p, n)
+	lease := max(2*ts, 4*p.ProbeInterval)
+	return Timing{
+		Lease:          lease,
+		Renew:          lease / 4,
+		ClaimTimeout:   max(2*p.ProbeTimeout, 4*p.GossipInterval),
+		Quarantine:     lease,
+		ProposeDelay:   ts,
+		RemoveAfter:    max(10*time.Minute, 60*ts),
+		BootstrapDelay: 4*p.GossipInterval + 2*p.ProbeInterval,
+		DriftRate:      0.01,
+	}
+}
+
+// holderValidity is how long after sending a claim round the holder may rely
+// on a grant of that round: L·(1−ρ)/(1+ρ) − StopMargin.
+func (t Timing) holderValidity(lease time.Duration) time.Duration {
+	v := time.Duration(float64(lease)*(1-t.DriftRate)/(1+t.DriftRate)) - t.StopMargin
+	if v < 0 {
+		return 0
+	}
+	return v
+}
+
+// CrashBound is how long a crashed slot holder can block its slot after its
+// last renewal (P2).
+func (t Timing) CrashBound() time.Duration { return t.Lease + t.ClaimTimeout }

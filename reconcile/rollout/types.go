@@ -1,0 +1,225 @@
+package rollout
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/drover-dev/drover/reconcile/manifest"
+)
+
+// Phase is where a host stands in the rollout its row is about.
+type Phase uint8
+
+// Phases. A row only moves forward for one (revision, attempt):
+// idle → waiting → running → succeeded|failed → rolling-back → rolled-back|rollback-failed.
+const (
+	PhaseIdle Phase = iota
+	PhaseWaiting
+	PhaseRunning
+	PhaseSucceeded
+	PhaseFailed
+	PhaseRollingBack
+	PhaseRolledBack
+	PhaseRollbackFailed
+	phaseCount
+)
+
+var phaseNames = [...]string{"idle", "waiting", "running", "succeeded", "failed", "rolling-back", "rolled-back", "rollback-failed"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return "phase(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Running reports whether a host in phase p runs lifecycle events.
+func (p Phase) Running() bool { return p == PhaseRunning || p == PhaseRollingBack }
+
+// Row is one host's status for one application. Only that host writes it;
+// receivers keep the row with the highest Seq.
+type Row struct {
+	Host      string
+	Seq       uint64 // incarnation<<32 | counter: increases across restarts
+	Revision  string // the revision this row is about (the host's target)
+	Attempt   uint32
+	Phase     Phase
+	Event     string // current lifecycle event while running
+	Result    string // last result, human readable
+	Installed string // revision installed now ("" = nothing)
+	Previous  string // revision installed before Installed
+	Slot      uint32 // slot held while running, when Claim != 0
+	Claim     uint64 // claim id while running in a slot; 0 = none (or slotless)
+	Released  uint64 // highest claim id this host has stopped using
+	Halted    bool   // this host saw the rollout of Revision/Attempt halt
+
+	// Roster state (gossip/PROTOCOL.md §4).
+	Epoch      uint64
+	RosterHash uint64
+	AccBallot  Ballot
+	AccHash    uint64
+	Drained    bool
+}
+
+// Ballot orders Paxos proposals: by Round, then Node.
+type Ballot struct {
+	Round uint64
+	Node  string
+}
+
+// Less reports whether b orders before c.
+func (b Ballot) Less(c Ballot) bool {
+	if b.Round != c.Round {
+		return b.Round < c.Round
+	}
+	return b.Node < c.Node
+}
+
+// IsZero reports whether b is the zero ballot.
+func (b Ballot) IsZero() bool { return b.Round == 0 && b.Node == "" }
+
+// Flag is a fleet-wide per-application flag, last writer wins on (Clock, Node).
+type Flag struct {
+	Paused bool
+	Clock  uint64
+	Node   string
+}
+
+func (f Flag) newer(g Flag) bool {
+	if f.Clock != g.Clock {
+		return f.Clock > g.Clock
+	}
+	return f.Node > g.Node
+}
+
+// Roster is the voter set of a group at an epoch. Members is sorted.
+type Roster struct {
+	Epoch   uint64
+	Members []string
+}
+
+// Reach is what memberlist says about a peer.
+type Reach uint8
+
+// Reachability states.
+const (
+	ReachAlive Reach = iota
+	ReachSuspect
+	ReachDead
+	ReachLeft
+)
+
+func (r Reach) String() string {
+	switch r {
+	case ReachAlive:
+		return "alive"
+	case ReachSuspect:
+		return "suspect"
+	case ReachDead:
+		return "dead"
+	case ReachLeft:
+		return "left"
+	}
+	return "reach(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Reachable reports whether the host counts as reachable for ordering.
+func (r Reach) Reachable() bool { return r == ReachAlive }
+
+// Desired is what the manifest asks for.
+type Desired struct {
+	Revision   string
+	ManifestID string // changes whenever the manifest changes; a halted revision is retried only under a new id
+	Deployment manifest.Deployment
+}
+
+// Halt records a halted rollout.
+type Halt struct {
+	ManifestID string
+	Attempt    uint32
+}
+
+// Persisted is what the daemon must store durably, atomically, before it
+// sends the messages of the same Output (PROTOCOL.md A2).
+type Persisted struct {
+	Incarnation uint64 // incremented by NewNode
+	Roster      Roster
+	Promised    Ballot   // Paxos acceptor state for epoch Roster.Epoch+1
+	Accepted    Ballot   //
+	AccValue    []string //
+	Row         Row      // own row: installed, previous, phase of the last target
+	Halted      map[string]Halt
+	Desired     Desired // last desired state seen
+	HaveDesired bool
+}
+
+// Clone returns a deep copy.
+func (p Persisted) Clone() Persisted {
+	q := p
+	q.Roster.Members = append([]string(nil), p.Roster.Members...)
+	q.AccValue = append([]string(nil), p.AccValue...)
+	q.Halted = make(map[string]Halt, len(p.Halted))
+	for k, v := range p.Halted {
+		q.Halted[k] = v
+	}
+	return q
+}
+
+// DecisionKind says what the daemon must do.
+type DecisionKind uint8
+
+// Decisions.
+const (
+	// DecideStart: start the lifecycle of Revision now.
+	DecideStart DecisionKind = iota + 1
+	// DecideAbort: stop the running lifecycle now (lease lost, or fence passed);
+	// then report Finished with ok=false.
+	DecideAbort
+	// DecideFence: the running lifecycle must be stopped by Fence (local
+	// monotonic time) even if the agent dies (PROTOCOL.md A3).
+	DecideFence
+)
+
+// Decision is an instruction to the daemon.
+type Decision struct {
+	Kind       DecisionKind
+	Deployment string // DeploymentID
+	Revision   string
+	Attempt    uint32
+	Rollback   bool          // a rollback to the host's previous revision
+	Slotless   bool          // a fresh host's initial install, outside the window
+	Fence      time.Duration // local deadline (0: none)
+	Reason     string
+}
+
+// DeploymentID is the deployment ID of DESIGN.md §2: "d-" + 12 hex of
+// sha256(app, group, revision, attempt).
+func DeploymentID(app, group, revision string, attempt uint32) string {
+	h := sha256.New()
+	for _, s := range []string{app, group, revision, strconv.FormatUint(uint64(attempt), 10)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "d-" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// Envelope is a message to send. To == "" means broadcast (gossip).
+type Envelope struct {
+	To  string
+	Msg Message
+}
+
+// Output is what a Node produced since the last TakeOutput.
+type Output struct {
+	Persist   *Persisted // write first, when non-nil
+	Send      []Envelope // direct messages
+	Broadcast []Message  // gossip (rows, flags)
+	Decisions []Decision
+}
+
+// Empty reports whether o holds nothing.
+func (o *Output) Empty() bool {
+	return o.Persist == nil && len(o.Send) == 0 && len(o.Broadcast) == 0 && len(o.Decisions) == 0
+}

@@ -1,0 +1,259 @@
+package rollout
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Wire limits (gossip/PROTOCOL.md §8).
+const (
+	MaxString   = 255
+	MaxList     = 4096
+	MaxMessage  = 64 << 10
+	wireVersion = 1
+)
+
+// ErrMalformed is returned (wrapped) for any message that cannot be decoded.
+var ErrMalformed = errors.New("malformed rollout message")
+
+type enc struct{ b []byte }
+
+func (e *enc) u(v uint64)   { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) s(v string)   { e.u(uint64(len(v))); e.b = append(e.b, v...) }
+func (e *enc) byte(v uint8) { e.b = append(e.b, v) }
+func (e *enc) bool(v bool) {
+	if v {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
+func (e *enc) list(v []string) {
+	e.u(uint64(len(v)))
+	for _, s := range v {
+		e.s(s)
+	}
+}
+
+// AppendEncode appends m's encoding (version byte first) to b.
+func AppendEncode(b []byte, m *Message) []byte {
+	e := enc{b: b}
+	e.byte(wireVersion)
+	e.byte(uint8(m.Kind))
+	e.s(m.App)
+	e.s(m.From)
+	switch m.Kind {
+	case KindRow:
+		r := &m.Row
+		e.s(r.Host)
+		e.u(r.Seq)
+		e.s(r.Revision)
+		e.u(uint64(r.Attempt))
+		e.byte(uint8(r.Phase))
+		e.s(r.Event)
+		e.s(r.Result)
+		e.s(r.Installed)
+		e.s(r.Previous)
+		e.u(uint64(r.Slot))
+		e.u(r.Claim)
+		e.u(r.Released)
+		e.bool(r.Halted)
+		e.u(r.Epoch)
+		e.u(r.RosterHash)
+		e.u(r.AccBallot.Round)
+		e.s(r.AccBallot.Node)
+		e.u(r.AccHash)
+		e.bool(r.Drained)
+	case KindFlag:
+		e.bool(m.Flag.Paused)
+		e.u(m.Flag.Clock)
+		e.s(m.Flag.Node)
+	default:
+		e.u(m.Epoch)
+		e.u(uint64(m.Slot))
+		e.u(m.Claim)
+		e.u(m.Round)
+		e.bool(m.OK)
+		e.s(m.Holder)
+		e.s(m.Revision)
+		e.u(uint64(m.Attempt))
+		e.u(uint64(m.Lease / time.Millisecond))
+		e.s(m.Result)
+		e.u(m.Ballot.Round)
+		e.s(m.Ballot.Node)
+		e.list(m.Members)
+		e.list(m.Failed)
+	}
+	return e.b
+}
+
+// Encode returns m's encoding.
+func Encode(m *Message) []byte { return AppendEncode(nil, m) }
+
+// EncodedSize is len(Encode(m)) without keeping the bytes.
+func EncodedSize(m *Message) int { return len(AppendEncode(make([]byte, 0, 128), m)) }
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrMalformed, what)
+	}
+}
+
+func (d *dec) u() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) u32() uint32 {
+	v := d.u()
+	if v > 1<<32-1 {
+		d.fail("integer out of range")
+	}
+	return uint32(v)
+}
+
+func (d *dec) byte() uint8 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *dec) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+func (d *dec) s() string {
+	n := d.u()
+	if d.err != nil {
+		return ""
+	}
+	if n > MaxString || n > uint64(len(d.b)) {
+		d.fail("string too long or truncated")
+		return ""
+	}
+	v := string(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) list() []string {
+	n := d.u()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > MaxList || n > uint64(len(d.b)) {
+		d.fail("list too long or truncated")
+		return nil
+	}
+	v := make([]string, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		v = append(v, d.s())
+	}
+	return v
+}
+
+// Decode parses one message. It never panics; every failure wraps ErrMalformed.
+func Decode(b []byte) (Message, error) {
+	var m Message
+	if len(b) > MaxMessage {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxMessage)
+	}
+	d := dec{b: b}
+	if v := d.byte(); d.err == nil && v != wireVersion {
+		return m, fmt.Errorf("%w: version %d", ErrMalformed, v)
+	}
+	m.Kind = Kind(d.byte())
+	if d.err == nil && (m.Kind == 0 || m.Kind >= kindMax) {
+		return m, fmt.Errorf("%w: kind %d", ErrMalformed, m.Kind)
+	}
+	m.App = d.s()
+	m.From = d.s()
+	switch m.Kind {
+	case KindRow:
+		r := &m.Row
+		r.Host = d.s()
+		r.Seq = d.u()
+		r.Revision = d.s()
+		r.Attempt = d.u32()
+		r.Phase = Phase(d.byte())
+		if r.Phase >= phaseCount {
+			d.fail("bad phase")
+		}
+		r.Event = d.s()
+		r.Result = d.s()
+		r.Installed = d.s()
+		r.Previous = d.s()
+		r.Slot = d.u32()
+		r.Claim = d.u()
+		r.Released = d.u()
+		r.Halted = d.bool()
+		r.Epoch = d.u()
+		r.RosterHash = d.u()
+		r.AccBallot.Round = d.u()
+		r.AccBallot.Node = d.s()
+		r.AccHash = d.u()
+		r.Drained = d.bool()
+		if d.err == nil && r.Host != m.From {
+			d.fail("row not written by its sender")
+		}
+	case KindFlag:
+		m.Flag.Paused = d.bool()
+		m.Flag.Clock = d.u()
+		m.Flag.Node = d.s()
+	default:
+		m.Epoch = d.u()
+		m.Slot = d.u32()
+		m.Claim = d.u()
+		m.Round = d.u()
+		m.OK = d.bool()
+		m.Holder = d.s()
+		m.Revision = d.s()
+		m.Attempt = d.u32()
+		ms := d.u()
+		if ms > uint64(24*time.Hour/time.Millisecond) {
+			d.fail("lease out of range")
+		}
+		m.Lease = time.Duration(ms) * time.Millisecond
+		m.Result = d.s()
+		m.Ballot.Round = d.u()
+		m.Ballot.Node = d.s()
+		m.Members = d.list()
+		m.Failed = d.list()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err == nil && m.From == "" {
+		d.fail("no sender")
+	}
+	return m, d.err
+}
