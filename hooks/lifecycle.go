@@ -105,7 +105,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.DrainTimeout = 2 * time.Second
 	}
 	if cfg.BaseEnv == nil {
-		cfg.BaseEnv = agentEnv(os.Environ())
+		cfg.BaseEnv = AgentEnv(os.Environ())
 	}
 	return &Engine{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -623,10 +623,10 @@ func (d *deployment) writeLog(t time.Time, line string) {
 	fmt.Fprintf(d.logFile, "%s %s\n", t.UTC().Format("2006-01-02T15:04:05.000Z"), line)
 }
 
-// agentEnv is the agent's environment without what systemd gave the agent
+// AgentEnv is the agent's environment without what systemd gave the agent
 // itself: a hook that inherited NOTIFY_SOCKET or WATCHDOG_USEC could report
 // for the agent, and LISTEN_FDS names descriptors the hook does not have.
-func agentEnv(env []string) []string {
+func AgentEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")

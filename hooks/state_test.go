@@ -190,7 +190,7 @@ func TestStoreFindRevision(t *testing.T) {
 }
 
 func TestAgentEnvDropsSystemdVariables(t *testing.T) {
-	got := agentEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "WATCHDOG_USEC=1", "WATCHDOG_PID=2", "LISTEN_FDS=1", "HOME=/root"})
+	got := AgentEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "WATCHDOG_USEC=1", "WATCHDOG_PID=2", "LISTEN_FDS=1", "HOME=/root"})
 	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
 		t.Errorf("agentEnv = %q", got)
 	}
