@@ -11,7 +11,9 @@ if [ -r "$CONF" ]; then PORT="$(cat "$CONF")"; fi
 UNIT="hello-web-$PORT"
 
 # have_systemd: true when systemd manages this host and we can talk to it.
+# HELLO_WEB_SYSTEMD=off forces a plain background process (drover demo).
 have_systemd() {
+	[ "${HELLO_WEB_SYSTEMD:-auto}" != off ] || return 1
 	[ -d /run/systemd/system ] || return 1
 	command -v systemd-run >/dev/null 2>&1 || return 1
 	# show-environment succeeds only when the manager answers on its bus.
