@@ -1,18 +1,270 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/drover-dev/drover/reconcile/manifest"
+	"github.com/drover-dev/drover/reconcile/rollout/sim"
 	"github.com/spf13/cobra"
 )
 
+type simulateFlags struct {
+	hosts       int
+	strategy    string
+	batch       string
+	canary      string
+	bake        time.Duration
+	minHealthy  string
+	rollback    string
+	hookSeconds float64
+	failRate    float64
+	seeds       int
+	seedBase    uint64
+	loss        float64
+	partitions  bool
+	crashes     bool
+	joins       bool
+	jsonOut     bool
+	parallel    int
+}
+
+// simulateReport is the one JSON object `drover simulate --json` prints.
+type simulateReport struct {
+	Hosts                 int            `json:"hosts"`
+	Strategy              string         `json:"strategy"`
+	Runs                  int            `json:"runs"`
+	Violations            int            `json:"violations"`
+	ViolationDetails      []string       `json:"violation_details,omitempty"`
+	MaxConcurrent         int            `json:"max_concurrent"`
+	Window                int            `json:"window"`
+	Completed             int            `json:"completed"`
+	Halted                int            `json:"halted"`
+	RolloutSecondsP50     float64        `json:"rollout_seconds_p50"`
+	RolloutSecondsP99     float64        `json:"rollout_seconds_p99"`
+	GossipBytesPerHostSec float64        `json:"gossip_bytes_per_host_second"`
+	Faults                map[string]int `json:"faults"`
+	WallSeconds           float64        `json:"wall_seconds"`
+}
+
 func newSimulateCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	f := &simulateFlags{}
+	cmd := &cobra.Command{
 		Use:   "simulate --hosts N --strategy S",
 		Short: "Run the rollout protocol over a simulated network with faults",
-		Args:  cobra.NoArgs,
+		Long: "simulate runs drover's real rollout protocol and strategy code for N hosts over a simulated\n" +
+			"network with virtual time and seeded faults, and checks at every step that no more hosts run\n" +
+			"lifecycle events than the window allows (P1) and that no host runs two deployments (P3).\n" +
+			"It exits non-zero if any run violated a property.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("simulate: not implemented yet")
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			// The simulator allocates many small, short-lived objects: trade
+			// memory for fewer collections while it runs.
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
+			rep := runSimulations(cmd, cfg, f)
+			if f.jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				if err := enc.Encode(rep); err != nil {
+					return fmt.Errorf("simulate: write report: %w", err)
+				}
+			} else {
+				printSimulateReport(cmd.OutOrStdout(), rep)
+			}
+			if err := cmd.Context().Err(); err != nil {
+				return fmt.Errorf("simulate: %w", err)
+			}
+			if rep.Violations > 0 {
+				return &exitError{code: 1, msg: fmt.Sprintf("simulate: %d property violations", rep.Violations)}
+			}
+			return nil
 		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.hosts, "hosts", 100, "number of hosts in the group")
+	fl.StringVar(&f.strategy, "strategy", "one-at-a-time", "all-at-once, one-at-a-time, rolling or canary")
+	fl.StringVar(&f.batch, "batch", "", "rolling and canary batch: count or percent (e.g. 10%)")
+	fl.StringVar(&f.canary, "canary", "", "canary step: count or percent")
+	fl.DurationVar(&f.bake, "bake", 0, "canary bake time (virtual)")
+	fl.StringVar(&f.minHealthy, "min-healthy", "", "minimum_healthy: count or percent (default: the strategy's)")
+	fl.StringVar(&f.rollback, "rollback", "on-failure", "on-failure or never")
+	fl.Float64Var(&f.hookSeconds, "hook-seconds", 10, "mean lifecycle duration in virtual seconds")
+	fl.Float64Var(&f.failRate, "fail-rate", 0, "probability that a host's lifecycle fails")
+	fl.IntVar(&f.seeds, "seeds", 10, "number of seeded runs")
+	fl.Uint64Var(&f.seedBase, "seed", 1, "first seed")
+	fl.Float64Var(&f.loss, "loss", 0, "packet loss probability")
+	fl.BoolVar(&f.partitions, "partitions", false, "inject healing network partitions (majority/minority and symmetric)")
+	fl.BoolVar(&f.crashes, "crashes", false, "inject host crashes and restarts")
+	fl.BoolVar(&f.joins, "joins", false, "hosts join mid-rollout and leave gracefully")
+	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object")
+	fl.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs simulated at once")
+	return cmd
+}
+
+func parseQuantity(flag, s string) (manifest.Quantity, error) {
+	if s == "" {
+		return manifest.Quantity{}, nil
+	}
+	q := manifest.Quantity{Set: true}
+	v := s
+	if strings.HasSuffix(s, "%") {
+		q.Percent, v = true, strings.TrimSuffix(s, "%")
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || q.Percent && n > 100 || !q.Percent && n == 0 {
+		return q, fmt.Errorf("--%s %q: want a host count (1 or more) or a percentage (0%%-100%%)", flag, s)
+	}
+	q.Value = n
+	return q, nil
+}
+
+func (f *simulateFlags) config() (sim.Config, error) {
+	var c sim.Config
+	if f.hosts < 1 || f.hosts > 100000 {
+		return c, fmt.Errorf("--hosts %d: want 1 to 100000", f.hosts)
+	}
+	if f.seeds < 1 {
+		return c, fmt.Errorf("--seeds %d: want at least 1", f.seeds)
+	}
+	if f.loss < 0 || f.loss >= 1 || f.failRate < 0 || f.failRate > 1 {
+		return c, fmt.Errorf("--loss and --fail-rate are probabilities (loss below 1)")
+	}
+	if f.hookSeconds <= 0 {
+		return c, fmt.Errorf("--hook-seconds %v: want a positive duration", f.hookSeconds)
+	}
+	d := manifest.Deployment{Strategy: manifest.Strategy(f.strategy), Bake: f.bake, Rollback: manifest.Rollback(f.rollback)}
+	switch d.Strategy {
+	case manifest.AllAtOnce, manifest.OneAtATime, manifest.Rolling, manifest.Canary:
+	default:
+		return c, fmt.Errorf("--strategy %q: want all-at-once, one-at-a-time, rolling or canary", f.strategy)
+	}
+	if d.Rollback != manifest.RollbackOnFailure && d.Rollback != manifest.RollbackNever {
+		return c, fmt.Errorf("--rollback %q: want on-failure or never", f.rollback)
+	}
+	var err error
+	if d.Batch, err = parseQuantity("batch", f.batch); err != nil {
+		return c, err
+	}
+	if d.Canary, err = parseQuantity("canary", f.canary); err != nil {
+		return c, err
+	}
+	if d.MinimumHealthy, err = parseQuantity("min-healthy", f.minHealthy); err != nil {
+		return c, err
+	}
+	if d.Strategy == manifest.Rolling && !d.Batch.Set {
+		return c, fmt.Errorf("--strategy rolling needs --batch")
+	}
+	return sim.Config{
+		Hosts: f.hosts, Deployment: d, HookTime: time.Duration(f.hookSeconds * float64(time.Second)),
+		HookFailRate: f.failRate, Loss: f.loss, Partitions: f.partitions, Crashes: f.crashes, Joins: f.joins,
+	}, nil
+}
+
+func runSimulations(cmd *cobra.Command, cfg sim.Config, f *simulateFlags) simulateReport {
+	start := time.Now()
+	results := make([]sim.Result, f.seeds)
+	ran := make([]bool, f.seeds)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < max(1, f.parallel); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = sim.Run(cfg, f.seedBase+uint64(i))
+				ran[i] = true
+			}
+		}()
+	}
+	ctx := cmd.Context()
+feed:
+	for i := 0; i < f.seeds; i++ {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	rep := simulateReport{Hosts: cfg.Hosts, Strategy: string(cfg.Deployment.Strategy), Faults: map[string]int{}}
+	var times []float64
+	var bytes float64
+	for i, r := range results {
+		if !ran[i] {
+			continue
+		}
+		rep.Runs++
+		rep.Violations += len(r.Violations)
+		for _, v := range r.Violations {
+			if len(rep.ViolationDetails) < 20 {
+				rep.ViolationDetails = append(rep.ViolationDetails, fmt.Sprintf("seed %d: %s", r.Seed, v))
+			}
+		}
+		rep.MaxConcurrent = max(rep.MaxConcurrent, r.MaxConcurrent)
+		rep.Window = max(rep.Window, r.Window)
+		if r.Completed {
+			rep.Completed++
+			times = append(times, r.RolloutTime.Seconds())
+		}
+		if r.Halted {
+			rep.Halted++
+		}
+		bytes += r.GossipBytes
+		for k, v := range r.Faults {
+			rep.Faults[k] += v
+		}
+	}
+	if rep.Runs > 0 {
+		rep.GossipBytesPerHostSec = bytes / float64(rep.Runs)
+	}
+	rep.RolloutSecondsP50, rep.RolloutSecondsP99 = percentile(times, 0.50), percentile(times, 0.99)
+	rep.WallSeconds = time.Since(start).Seconds()
+	return rep
+}
+
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(float64(len(s)-1)*p + 0.5)
+	return s[min(i, len(s)-1)]
+}
+
+func printSimulateReport(w io.Writer, r simulateReport) {
+	fmt.Fprintf(w, "hosts %d, strategy %s, %d runs (%.1fs)\n", r.Hosts, r.Strategy, r.Runs, r.WallSeconds)
+	fmt.Fprintf(w, "violations:        %d\n", r.Violations)
+	for _, v := range r.ViolationDetails {
+		fmt.Fprintf(w, "  %s\n", v)
+	}
+	fmt.Fprintf(w, "max concurrent:    %d (window %d)\n", r.MaxConcurrent, r.Window)
+	fmt.Fprintf(w, "completed:         %d/%d (halted %d)\n", r.Completed, r.Runs, r.Halted)
+	fmt.Fprintf(w, "rollout time:      p50 %.0fs, p99 %.0fs (virtual)\n", r.RolloutSecondsP50, r.RolloutSecondsP99)
+	fmt.Fprintf(w, "gossip:            %.0f bytes/s per host\n", r.GossipBytesPerHostSec)
+	if len(r.Faults) > 0 {
+		keys := make([]string, 0, len(r.Faults))
+		for k := range r.Faults {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		fmt.Fprint(w, "faults:           ")
+		for _, k := range keys {
+			fmt.Fprintf(w, " %s=%d", k, r.Faults[k])
+		}
+		fmt.Fprintln(w)
 	}
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -35,6 +36,7 @@ type claimState struct {
 	fence     time.Duration // last fence reported
 	rollback  bool
 	rev       string
+	voters    []string // the voters asked (a majority plus a margin)
 	pos       int
 }
 
@@ -53,6 +55,15 @@ func (c *claimState) holdUntil() time.Duration {
 		}
 	}
 	return 0
+}
+
+func (n *Node) dropLock(s uint32) {
+	if l := n.locks[s]; l != nil {
+		if n.lockOf[l.holder] == s {
+			delete(n.lockOf, l.holder)
+		}
+		delete(n.locks, s)
+	}
 }
 
 func (n *Node) frozen() bool { return !n.st.Accepted.IsZero() }
@@ -80,8 +91,26 @@ func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev str
 		validity: n.t.holderValidity(n.t.Lease),
 		rollback: rollback, rev: rev,
 	}
+	c.voters = n.claimVoters(c.id)
 	n.claim = c
 	n.claimRound(now)
+}
+
+// claimVoters picks the voters a claim asks: a majority plus a margin for
+// loss (all of them in small groups), starting at a point that depends on the
+// claim so that load spreads over the roster.
+func (n *Node) claimVoters(id uint64) []string {
+	ms := n.st.Roster.Members
+	k := min(len(ms), n.need+max(2, len(ms)/8))
+	if k == len(ms) {
+		return ms
+	}
+	out := make([]string, 0, k)
+	start := int(hash2(n.cfg.Host, strconv.FormatUint(id, 10)) % uint64(len(ms)))
+	for i := 0; len(out) < k; i++ {
+		out = append(out, ms[(start+i)%len(ms)])
+	}
+	return out
 }
 
 func (n *Node) claimRound(now time.Duration) {
@@ -104,7 +133,7 @@ func (n *Node) claimRound(now time.Duration) {
 		c.deadline = now + n.t.ClaimTimeout
 	}
 	m := Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
-	if n.members[n.cfg.Host] {
+	if n.members[n.cfg.Host] && slices.Contains(c.voters, n.cfg.Host) {
 		g := n.grant(now, n.cfg.Host, m)
 		g.From = n.cfg.Host
 		n.onGrant(now, g)
@@ -112,7 +141,15 @@ func (n *Node) claimRound(now time.Duration) {
 			return
 		}
 	}
-	n.sendMembers(m)
+	n.sendTo(c.voters, m)
+}
+
+func (n *Node) sendTo(hosts []string, m Message) {
+	for _, h := range hosts {
+		if h != n.cfg.Host {
+			n.send(h, m)
+		}
+	}
 }
 
 // grant applies the voter rule to a claim and returns the reply.
@@ -147,13 +184,17 @@ func (n *Node) grant(now time.Duration, from string, m Message) Message {
 		reply.Holder = l.holder
 		return reply
 	}
-	// A host never holds two claims: a newer claim replaces its older locks.
-	for s, o := range n.locks {
-		if o.holder == from && o.claim < m.Claim {
-			delete(n.locks, s)
+	// A host never holds two claims: a newer claim replaces its older lock.
+	if s, ok := n.lockOf[from]; ok {
+		if o := n.locks[s]; o != nil && o.holder == from && o.claim < m.Claim {
+			n.dropLock(s)
 		}
 	}
+	if l != nil {
+		n.dropLock(m.Slot)
+	}
 	n.locks[m.Slot] = &lock{holder: from, claim: m.Claim, expiry: now + lease}
+	n.lockOf[from] = m.Slot
 	reply.OK = true
 	return reply
 }
@@ -196,9 +237,12 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 			run := &runState{rev: c.rev, attempt: n.tgt.attempt, rollback: c.rollback}
 			n.retries = 0
 			n.startRun(now, run, Decision{Fence: c.fence})
+			// The voters asked (most of the group) learn at once that this
+			// host left the queue; gossip tells the rest.
+			n.sendTo(c.voters, Message{Kind: KindRow, Row: n.self.row})
 			return
 		}
-		if len(c.refused) > c.members-c.need {
+		if len(c.refused) > len(c.voters)-c.need {
 			n.abandonClaim(now)
 		}
 		return
@@ -228,21 +272,36 @@ func (n *Node) releaseClaim(now time.Duration, result string) {
 		return
 	}
 	n.claim = nil
-	m := Message{Kind: KindRelease, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Result: result}
 	if l := n.locks[c.slot]; l != nil && l.holder == n.cfg.Host && l.claim == c.id {
-		delete(n.locks, c.slot)
+		n.dropLock(c.slot)
 	}
-	n.sendMembers(m)
 	r := &n.self.row
 	if c.id > r.Released {
 		r.Released = c.id
 	}
 	r.Claim, r.Slot = 0, 0
+	n.pendingRelease = &Message{Kind: KindRelease, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Result: result}
+	n.pendingVoters = c.voters
+}
+
+// flushRelease sends a pending Release with the row written after it, so
+// that voters learn at once that the slot is free (PROTOCOL.md §3).
+func (n *Node) flushRelease() {
+	m := n.pendingRelease
+	if m == nil {
+		return
+	}
+	n.pendingRelease = nil
+	m.Row = n.self.row
+	n.sendTo(n.pendingVoters, *m)
 }
 
 func (n *Node) onRelease(now time.Duration, m Message) {
+	if m.Row.Host == m.From && m.Row.Seq != 0 {
+		n.onRow(now, Message{Kind: KindRow, App: m.App, From: m.From, Row: m.Row})
+	}
 	if l := n.locks[m.Slot]; l != nil && l.holder == m.From && l.claim == m.Claim {
-		delete(n.locks, m.Slot)
+		n.dropLock(m.Slot)
 		if n.frozen() {
 			n.writeRow(now) // may have become drained
 		}

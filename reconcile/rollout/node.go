@@ -43,6 +43,10 @@ type contrib struct {
 	unhealthy      bool // running anything
 	halted         bool // the row says the target attempt halted
 	acc            accKey
+	waiting        bool // waiting for the target, reachable
+	joiner         bool // alive, has a row, not a voter
+	memberGone     bool // a voter memberlist reports dead
+	memberLeft     bool // a voter that left gracefully
 }
 
 // accKey identifies an accepted roster value reported by a drained member.
@@ -87,6 +91,7 @@ type Node struct {
 
 	// counters over peers (self included) for the target
 	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
+	waitingAll, joiners, membersGone, membersLeft             int
 	eligBefore, rbEligBefore                                  int
 	occupied                                                  map[uint32]int
 	accCounts                                                 map[accKey]int // drained members per accepted roster value
@@ -101,13 +106,18 @@ type Node struct {
 	bakeFrom  time.Duration // 0: canary step not complete in view
 	retries   int
 
-	prop         *proposal
-	wantSince    time.Duration
-	nextHouse    time.Duration
-	pendingPeers []pendingPeer
-	forceRemove  map[string]bool
-	seenRound    uint64
-	lastNow      time.Duration // time of the last input
+	prop           *proposal
+	wantSince      time.Duration
+	nextHouse      time.Duration
+	pendingPeers   []pendingPeer
+	forceRemove    map[string]bool
+	lockOf         map[string]uint32 // holder → slot of its lock here
+	pendingRelease *Message
+	pendingVoters  []string
+	rosterHash     uint64
+	houseRounds    int
+	seenRound      uint64
+	lastNow        time.Duration // time of the last input
 
 	dirty bool // persist at next TakeOutput
 	out   Output
@@ -132,11 +142,16 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		accCounts:   map[accKey]int{},
 		failed:      map[string]bool{},
 		locks:       map[uint32]*lock{},
+		lockOf:      map[string]uint32{},
 		forceRemove: map[string]bool{},
 		started:     now,
 	}
+	if n.st.Incarnation > 0 {
+		// An earlier incarnation may have granted leases we no longer know.
+		// A host that never ran granted none.
+		n.quarUntil = now + n.t.Quarantine
+	}
 	n.st.Incarnation++
-	n.quarUntil = now + n.t.Quarantine
 	n.self = &peer{host: cfg.Host, reach: ReachAlive, hasRow: true}
 	n.peers[cfg.Host] = n.self
 	r := n.st.Row
@@ -173,6 +188,7 @@ func (n *Node) Running() bool { return n.run != nil }
 
 // TakeOutput returns and clears what the node produced.
 func (n *Node) TakeOutput() Output {
+	n.flushRelease()
 	o := n.out
 	n.out = Output{}
 	if n.dirty {
@@ -205,11 +221,11 @@ func (n *Node) writeRow(now time.Duration) {
 	r := &n.self.row
 	r.Seq = n.st.Incarnation<<32 | uint64(n.counter)
 	r.Epoch = n.st.Roster.Epoch
-	r.RosterHash = hashMembers(n.st.Roster.Members)
+	r.RosterHash = n.rosterHash
 	r.AccBallot = n.st.Accepted
 	r.AccHash = 0
 	if !n.st.Accepted.IsZero() {
-		r.AccHash = hashMembers(n.st.AccValue)
+		r.AccHash = hashMembers(n.st.AccValue) // rare: only during a roster change
 	}
 	r.Drained = n.frozen() && n.activeLocks(now) == 0
 	n.update(n.self, now)
@@ -269,7 +285,7 @@ func (n *Node) PeerChanged(now time.Duration, host string, r Reach) {
 	}
 	p.reach, p.since = r, now
 	n.update(p, now)
-	if !r.Reachable() && p.c.occupies {
+	if !r.Reachable() && (p.c.occupies || p.c.unhealthy) {
 		n.pendingPeers = append(n.pendingPeers, pendingPeer{at: now + n.t.Lease, host: host})
 	}
 	n.evaluate(now)
@@ -388,9 +404,9 @@ func (n *Node) onRow(now time.Duration, m Message) {
 	n.out.Broadcast = append(n.out.Broadcast, m) // relay news (epidemic)
 	// A holder's row that says it released a claim frees our lock.
 	if len(n.locks) > 0 && r.Released > old.Released {
-		for s, l := range n.locks {
-			if l.holder == r.Host && r.Released >= l.claim {
-				delete(n.locks, s)
+		if s, ok := n.lockOf[r.Host]; ok {
+			if l := n.locks[s]; l != nil && l.holder == r.Host && r.Released >= l.claim {
+				n.dropLock(s)
 			}
 		}
 	}
@@ -423,17 +439,27 @@ func (n *Node) ranks(host string, member bool) (uint64, uint64) {
 
 func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	var c contrib
+	if p.member && p != n.self && p.reach == ReachDead {
+		c.counted, c.memberGone = true, true
+	}
+	if p.member && p != n.self && p.reach == ReachLeft {
+		c.counted, c.memberLeft = true, true
+	}
 	if !p.hasRow || p.reach == ReachLeft {
 		return c
 	}
 	r := &p.row
+	c.joiner = !p.member && p.reach == ReachAlive
 	c.counted = true
 	gone := !p.reach.Reachable()
-	c.unhealthy = r.Phase.Running()
+	// A running host counts as unhealthy while it may still be running: when
+	// reachable, and for the lease bound after it became unreachable.
+	mayRun := r.Phase.Running() && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease)
+	c.unhealthy = mayRun
 	if p.member && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
 		c.acc = accKey{r.AccBallot, r.AccHash}
 	}
-	if r.Phase.Running() && r.Claim != 0 && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease) {
+	if mayRun && r.Claim != 0 {
 		c.occupies, c.slot = true, r.Slot
 	}
 	if !n.tgt.set || r.Revision != n.tgt.rev {
@@ -446,6 +472,7 @@ func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	c.halted = sameAttempt && r.Halted
 	if r.Phase == PhaseWaiting && sameAttempt {
 		c.eligible = !gone
+		c.waiting = !gone
 		c.unreachWaiting = gone
 	}
 	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
@@ -469,6 +496,10 @@ func (n *Node) apply(p *peer, c contrib, d int) {
 	n.unreachWaiting += b(c.unreachWaiting)
 	n.unhealthy += b(c.unhealthy)
 	n.haltSeen += b(c.halted)
+	n.waitingAll += b(c.waiting)
+	n.joiners += b(c.joiner)
+	n.membersGone += b(c.memberGone)
+	n.membersLeft += b(c.memberLeft)
 	if c.acc.h != 0 {
 		n.accCounts[c.acc] += d
 		if n.accCounts[c.acc] <= 0 {
@@ -508,6 +539,7 @@ func (n *Node) update(p *peer, now time.Duration) {
 // recount rebuilds every counter (target or roster changed).
 func (n *Node) recount(now time.Duration) {
 	n.runningR, n.installedR, n.unreachWaiting, n.unhealthy, n.haltSeen = 0, 0, 0, 0, 0
+	n.waitingAll, n.joiners, n.membersGone, n.membersLeft = 0, 0, 0, 0
 	n.eligBefore, n.rbEligBefore = 0, 0
 	n.occupied = map[uint32]int{}
 	n.accCounts = map[accKey]int{}

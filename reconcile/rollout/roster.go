@@ -76,6 +76,7 @@ func (n *Node) setRoster(r Roster) {
 		n.members[m] = true
 	}
 	n.need = len(r.Members)/2 + 1
+	n.rosterHash = hashMembers(r.Members)
 	if n.tgt.set {
 		n.pol = Resolve(n.st.Desired.Deployment, len(r.Members))
 	}
@@ -99,7 +100,7 @@ func (n *Node) adoptRoster(now time.Duration, r Roster) {
 
 func (n *Node) rosterSeen(now time.Duration, p *peer) {
 	r := p.row
-	if r.Epoch > n.st.Roster.Epoch || r.Epoch == 1 && n.st.Roster.Epoch == 1 && r.RosterHash != hashMembers(n.st.Roster.Members) {
+	if r.Epoch > n.st.Roster.Epoch || r.Epoch == 1 && n.st.Roster.Epoch == 1 && r.RosterHash != n.rosterHash {
 		n.send(p.host, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
 		return
 	}
@@ -190,6 +191,13 @@ func (n *Node) housekeeping(now time.Duration) {
 	n.checkActivation(now)
 	if !n.members[n.cfg.Host] {
 		return
+	}
+	quiet := n.unhealthy == 0 && (n.waitingAll == 0 || n.halted() || n.paused())
+	n.houseRounds++
+	deadOnly := n.membersGone > 0 && n.houseRounds%8 != 0 // dead voters matter only after RemoveAfter
+	if !n.frozen() && n.membersLeft == 0 && (n.membersGone == 0 || deadOnly) && len(n.forceRemove) == 0 && (n.joiners == 0 || !quiet) {
+		n.wantSince = 0
+		return // nothing to change: skip the pass over the roster
 	}
 	want := n.desiredRoster(now)
 	if n.frozen() {

@@ -20,7 +20,7 @@ var LANParams = MemberlistParams{ProbeInterval: time.Second, ProbeTimeout: 500 *
 // Timing holds every timeout of the protocol.
 type Timing struct {
 	Lease          time.Duration // L: a grant's life on the grantor's clock
-	Renew          time.Duration // L/4
+	Renew          time.Duration // L/3
 	ClaimTimeout   time.Duration // a claim round without a majority is abandoned
 	Quarantine     time.Duration // a restarted voter grants nothing for this long
 	ProposeDelay   time.Duration // roster changes wait for membership to settle
@@ -43,7 +43,7 @@ func TimingFor(p MemberlistParams, n int) Timing {
 	lease := max(2*ts, 4*p.ProbeInterval)
 	return Timing{
 		Lease:          lease,
-		Renew:          lease / 4,
+		Renew:          lease / 3,
 		ClaimTimeout:   max(2*p.ProbeTimeout, 4*p.GossipInterval),
 		Quarantine:     lease,
 		ProposeDelay:   ts,

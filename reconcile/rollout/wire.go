@@ -46,26 +46,7 @@ func AppendEncode(b []byte, m *Message) []byte {
 	e.s(m.From)
 	switch m.Kind {
 	case KindRow:
-		r := &m.Row
-		e.s(r.Host)
-		e.u(r.Seq)
-		e.s(r.Revision)
-		e.u(uint64(r.Attempt))
-		e.byte(uint8(r.Phase))
-		e.s(r.Event)
-		e.s(r.Result)
-		e.s(r.Installed)
-		e.s(r.Previous)
-		e.u(uint64(r.Slot))
-		e.u(r.Claim)
-		e.u(r.Released)
-		e.bool(r.Halted)
-		e.u(r.Epoch)
-		e.u(r.RosterHash)
-		e.u(r.AccBallot.Round)
-		e.s(r.AccBallot.Node)
-		e.u(r.AccHash)
-		e.bool(r.Drained)
+		e.row(&m.Row)
 	case KindFlag:
 		e.bool(m.Flag.Paused)
 		e.u(m.Flag.Clock)
@@ -85,8 +66,33 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.s(m.Ballot.Node)
 		e.list(m.Members)
 		e.list(m.Failed)
+		if m.Kind == KindRelease {
+			e.row(&m.Row) // the holder's new row travels with its release
+		}
 	}
 	return e.b
+}
+
+func (e *enc) row(r *Row) {
+	e.s(r.Host)
+	e.u(r.Seq)
+	e.s(r.Revision)
+	e.u(uint64(r.Attempt))
+	e.byte(uint8(r.Phase))
+	e.s(r.Event)
+	e.s(r.Result)
+	e.s(r.Installed)
+	e.s(r.Previous)
+	e.u(uint64(r.Slot))
+	e.u(r.Claim)
+	e.u(r.Released)
+	e.bool(r.Halted)
+	e.u(r.Epoch)
+	e.u(r.RosterHash)
+	e.u(r.AccBallot.Round)
+	e.s(r.AccBallot.Node)
+	e.u(r.AccHash)
+	e.bool(r.Drained)
 }
 
 // Encode returns m's encoding.
@@ -199,30 +205,8 @@ func Decode(b []byte) (Message, error) {
 	m.From = d.s()
 	switch m.Kind {
 	case KindRow:
-		r := &m.Row
-		r.Host = d.s()
-		r.Seq = d.u()
-		r.Revision = d.s()
-		r.Attempt = d.u32()
-		r.Phase = Phase(d.byte())
-		if r.Phase >= phaseCount {
-			d.fail("bad phase")
-		}
-		r.Event = d.s()
-		r.Result = d.s()
-		r.Installed = d.s()
-		r.Previous = d.s()
-		r.Slot = d.u32()
-		r.Claim = d.u()
-		r.Released = d.u()
-		r.Halted = d.bool()
-		r.Epoch = d.u()
-		r.RosterHash = d.u()
-		r.AccBallot.Round = d.u()
-		r.AccBallot.Node = d.s()
-		r.AccHash = d.u()
-		r.Drained = d.bool()
-		if d.err == nil && r.Host != m.From {
+		d.row(&m.Row)
+		if d.err == nil && m.Row.Host != m.From {
 			d.fail("row not written by its sender")
 		}
 	case KindFlag:
@@ -248,6 +232,12 @@ func Decode(b []byte) (Message, error) {
 		m.Ballot.Node = d.s()
 		m.Members = d.list()
 		m.Failed = d.list()
+		if m.Kind == KindRelease {
+			d.row(&m.Row)
+			if d.err == nil && m.Row.Host != m.From {
+				d.fail("row not written by its sender")
+			}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
@@ -256,4 +246,29 @@ func Decode(b []byte) (Message, error) {
 		d.fail("no sender")
 	}
 	return m, d.err
+}
+
+func (d *dec) row(r *Row) {
+	r.Host = d.s()
+	r.Seq = d.u()
+	r.Revision = d.s()
+	r.Attempt = d.u32()
+	r.Phase = Phase(d.byte())
+	if r.Phase >= phaseCount {
+		d.fail("bad phase")
+	}
+	r.Event = d.s()
+	r.Result = d.s()
+	r.Installed = d.s()
+	r.Previous = d.s()
+	r.Slot = d.u32()
+	r.Claim = d.u()
+	r.Released = d.u()
+	r.Halted = d.bool()
+	r.Epoch = d.u()
+	r.RosterHash = d.u()
+	r.AccBallot.Round = d.u()
+	r.AccBallot.Node = d.s()
+	r.AccHash = d.u()
+	r.Drained = d.bool()
 }

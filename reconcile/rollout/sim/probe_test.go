@@ -5,26 +5,46 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
+// Probes for investigating runs by hand; skipped unless SIM_* is set.
+
 func TestProbe(t *testing.T) {
-	from, _ := strconv.Atoi(os.Getenv("SIM_FROM"))
-	to, _ := strconv.Atoi(os.Getenv("SIM_TO"))
+	from, err1 := strconv.Atoi(os.Getenv("SIM_FROM"))
+	to, err2 := strconv.Atoi(os.Getenv("SIM_TO"))
+	if err1 != nil || err2 != nil {
+		t.Skip("set SIM_FROM and SIM_TO to probe a range of CI seeds")
+	}
 	for i := from; i < to; i++ {
 		c := scenario(i)
-		c.MaxTime = 40 * time.Minute
 		st := time.Now()
 		r := Run(c, uint64(i+1))
-		t.Logf("seed %d %s h=%d loss=%.2f perm=%v: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", i+1, c.Deployment.Strategy, c.Hosts, c.Loss, c.Permanent, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
+		t.Logf("seed %d %s h=%d loss=%.2f perm=%v: completed=%v time=%s viol=%v events=%d bytes=%.0f wall=%s faults=%v", i+1, c.Deployment.Strategy, c.Hosts, c.Loss, c.Permanent, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, r.GossipBytes, time.Since(st).Round(time.Millisecond), r.Faults)
 	}
 }
 
 func TestProbeOne(t *testing.T) {
-	i, _ := strconv.Atoi(os.Getenv("SIM_SEED"))
+	i, err := strconv.Atoi(os.Getenv("SIM_SEED"))
+	if err != nil {
+		t.Skip("set SIM_SEED to probe one CI seed")
+	}
 	debugDump = func(s string) { t.Log(s) }
 	defer func() { debugDump = nil }()
-	c := scenario(i - 1)
-	c.MaxTime = 40 * time.Minute
-	r := Run(c, uint64(i))
+	r := Run(scenario(i-1), uint64(i))
 	t.Logf("%+v", r)
+}
+
+func TestProbeBig(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("SIM_HOSTS"))
+	if err != nil {
+		t.Skip("set SIM_HOSTS to probe a big rolling 10% run")
+	}
+	debugDump = func(s string) { t.Log(s[:min(len(s), 3000)]) }
+	defer func() { debugDump = nil }()
+	c := Config{Hosts: n, Deployment: manifest.Deployment{Strategy: manifest.Rolling, Batch: pct(10)}, HookTime: 10 * time.Second, Loss: 0.05, Crashes: os.Getenv("SIM_CLEAN") == "", Partitions: os.Getenv("SIM_CLEAN") == ""}
+	st := time.Now()
+	r := Run(c, 1)
+	t.Logf("%+v wall=%s", r, time.Since(st))
 }

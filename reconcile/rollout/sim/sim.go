@@ -109,6 +109,7 @@ type bcItem struct {
 	size  int
 	sends int
 	dead  bool
+	relay bool // relayed, not originated here
 }
 
 type host struct {
@@ -158,6 +159,8 @@ type Sim struct {
 	buf         []byte
 	tsusp       time.Duration
 	limit       int
+	relayLimit  int
+	kinds       map[string]int
 	ppEvery     time.Duration
 	partitioned bool
 	permanent   bool
@@ -189,12 +192,17 @@ func Run(cfg Config, seed uint64) Result {
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), byName: map[string]int{}}
 	s.res.Seed = seed
+	if debugDump != nil {
+		s.kinds = map[string]int{}
+		defer func() { debugDump(fmt.Sprint(s.kinds)) }()
+	}
 	s.res.Faults = map[string]int{}
 	s.res.Expected = !cfg.Permanent
 	n := cfg.Hosts
 	s.timing = rollout.TimingFor(cfg.Params, n)
 	s.tsusp = rollout.SuspicionTimeout(cfg.Params, n)
 	s.limit = 4 * int(math.Ceil(math.Log10(float64(n+1))))
+	s.relayLimit = int(math.Ceil(math.Log10(float64(n+1)))) + 2
 	// memberlist scales push-pull with the cluster size
 	s.ppEvery = 30 * time.Second
 	if n > 32 {
@@ -304,6 +312,16 @@ func (s *Sim) sendDirect(h *host, env rollout.Envelope) {
 		return
 	}
 	m := env.Msg
+	if s.kinds != nil {
+		k := m.Kind.String()
+		if m.Kind == rollout.KindGrant && !m.OK {
+			k += "-refused"
+			if m.Holder != "" {
+				k += "-held"
+			}
+		}
+		s.kinds[k]++
+	}
 	h.bytes += int64(s.size(&m))
 	s.res.Messages++
 	if s.rng.Float64() < s.cfg.Loss || !s.reachable(h, s.hosts[to]) {
@@ -325,7 +343,7 @@ func (s *Sim) enqueue(h *host, m rollout.Message) {
 	if it := h.qidx[key]; it != nil {
 		it.dead = true // packets in flight keep the old message
 	}
-	it := &bcItem{key: key, msg: m, size: s.size(&m)}
+	it := &bcItem{key: key, msg: m, size: s.size(&m), relay: m.From != h.name}
 	h.qidx[key] = it
 	h.queue = append(h.queue, it)
 	if !h.gossipArmed {
@@ -353,6 +371,9 @@ func (s *Sim) gossipRound(h *host) {
 			}
 			size += it.size
 			it.sends++
+			if it.relay && it.sends >= s.relayLimit {
+				it.dead = true
+			}
 			batch = append(batch, &it.msg)
 		}
 		h.bytes += int64(size + 20)

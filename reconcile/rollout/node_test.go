@@ -1,0 +1,319 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/reconcile/manifest"
+)
+
+// net is a tiny perfect network for unit tests: messages are delivered in
+// order, after every step, to hosts that are up and not cut off.
+type net struct {
+	t       *testing.T
+	now     time.Duration
+	nodes   map[string]*Node
+	names   []string
+	st      map[string]Persisted
+	down    map[string]bool
+	cut     map[string]bool // cut off from everyone
+	running map[string]Decision
+	starts  []string
+	aborts  []string
+	maxRun  int
+}
+
+var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,
+	Quarantine: 4 * time.Second, ProposeDelay: 300 * time.Millisecond, RemoveAfter: time.Hour, BootstrapDelay: time.Second, DriftRate: 0.01}
+
+func newNet(t *testing.T, n int, installed string) *net {
+	w := &net{t: t, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, running: map[string]Decision{}}
+	for i := 0; i < n; i++ {
+		w.names = append(w.names, fmt.Sprintf("h%d", i))
+	}
+	for _, h := range w.names {
+		st := Persisted{Roster: Roster{Epoch: 1, Members: slices.Clone(w.names)}, Row: Row{Installed: installed}}
+		w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: testTiming}, st, w.now)
+	}
+	w.flush()
+	return w
+}
+
+func (w *net) reachable(a, b string) bool { return !w.down[a] && !w.down[b] && !w.cut[a] && !w.cut[b] }
+
+func (w *net) flush() {
+	for more := true; more; {
+		more = false
+		for _, h := range w.names {
+			n := w.nodes[h]
+			if w.down[h] || n == nil {
+				continue
+			}
+			o := n.TakeOutput()
+			if o.Persist != nil {
+				w.st[h] = *o.Persist
+			}
+			for _, d := range o.Decisions {
+				w.decide(h, d)
+			}
+			for _, e := range o.Send {
+				if w.reachable(h, e.To) && w.nodes[e.To] != nil {
+					w.nodes[e.To].Receive(w.now, e.Msg)
+					more = true
+				}
+			}
+			for _, m := range o.Broadcast {
+				for _, to := range w.names {
+					if to != h && w.reachable(h, to) && w.nodes[to] != nil {
+						w.nodes[to].Receive(w.now, m)
+						more = true
+					}
+				}
+			}
+		}
+	}
+}
+
+func (w *net) decide(h string, d Decision) {
+	switch d.Kind {
+	case DecideStart:
+		if _, busy := w.running[h]; busy {
+			w.t.Errorf("P3: %s started %s while running", h, d.Deployment)
+		}
+		w.running[h] = d
+		w.starts = append(w.starts, h)
+		slotted := 0
+		for _, r := range w.running {
+			if !r.Slotless {
+				slotted++
+			}
+		}
+		w.maxRun = max(w.maxRun, slotted)
+	case DecideAbort:
+		w.aborts = append(w.aborts, h)
+		delete(w.running, h)
+		w.nodes[h].Finished(w.now, d.Deployment, false, "aborted")
+	}
+}
+
+// advance moves time forward in small steps, ticking due nodes.
+func (w *net) advance(d time.Duration) {
+	end := w.now + d
+	for w.now < end {
+		w.now += 10 * time.Millisecond
+		for _, h := range w.names {
+			if n := w.nodes[h]; n != nil && !w.down[h] && n.NextWake() <= w.now {
+				n.Tick(w.now)
+			}
+		}
+		w.flush()
+	}
+}
+
+// finish ends host h's running lifecycle.
+func (w *net) finish(h string, ok bool) {
+	d, running := w.running[h]
+	if !running {
+		w.t.Fatalf("%s is not running", h)
+	}
+	delete(w.running, h)
+	w.nodes[h].Finished(w.now, d.Deployment, ok, "")
+	w.flush()
+}
+
+func (w *net) setDesired(d Desired) {
+	for _, h := range w.names {
+		if !w.down[h] {
+			w.nodes[h].SetDesired(w.now, d)
+		}
+	}
+	w.flush()
+}
+
+func desired(s manifest.Strategy) Desired {
+	return Desired{Revision: "r2", ManifestID: "m2", Deployment: manifest.Deployment{Strategy: s, Rollback: manifest.RollbackOnFailure}}
+}
+
+func TestOneAtATimeCompletes(t *testing.T) {
+	w := newNet(t, 5, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	for i := 0; i < 5; i++ {
+		w.advance(time.Second)
+		if len(w.running) != 1 {
+			t.Fatalf("step %d: %d hosts running, want 1", i, len(w.running))
+		}
+		for h := range w.running {
+			w.finish(h, true)
+		}
+	}
+	w.advance(time.Second)
+	for _, h := range w.names {
+		if r := w.nodes[h].Row(); r.Installed != "r2" || r.Phase != PhaseSucceeded || !w.nodes[h].Settled() {
+			t.Errorf("%s: %+v", h, r)
+		}
+	}
+	if w.maxRun != 1 {
+		t.Errorf("max concurrent %d", w.maxRun)
+	}
+}
+
+func TestFirstFailureHaltsAndRollsBack(t *testing.T) {
+	w := newNet(t, 4, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	var first string
+	for h := range w.running {
+		first = h
+	}
+	w.finish(first, true)
+	w.advance(time.Second)
+	for h := range w.running {
+		w.finish(h, false) // the second host fails: one-at-a-time halts
+	}
+	// both hosts that installed r2 roll back, one at a time
+	for i := 0; i < 2; i++ {
+		w.advance(time.Second)
+		if len(w.running) != 1 {
+			t.Fatalf("rollback step %d: %d running", i, len(w.running))
+		}
+		for h, d := range w.running {
+			if !d.Rollback || d.Revision != "r1" {
+				t.Errorf("%s: %+v, want a rollback to r1", h, d)
+			}
+			w.finish(h, true)
+		}
+	}
+	w.advance(2 * time.Second)
+	if len(w.running) != 0 {
+		t.Errorf("still running after the rollback: %v", w.running)
+	}
+	for _, h := range w.names {
+		n := w.nodes[h]
+		if !n.Settled() || n.Row().Installed != "r1" || !n.Row().Halted {
+			t.Errorf("%s: settled=%v %+v", h, n.Settled(), n.Row())
+		}
+	}
+	// not retried under the same manifest, retried under a new one
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	if len(w.running) != 0 {
+		t.Errorf("halted revision retried without a manifest change")
+	}
+	d := desired(manifest.OneAtATime)
+	d.ManifestID = "m3"
+	w.setDesired(d)
+	w.advance(time.Second)
+	if len(w.running) != 1 {
+		t.Errorf("new manifest: %d running, want 1", len(w.running))
+	}
+}
+
+func TestRestartMarksInterruptedDeploymentFailed(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.setDesired(desired(manifest.Rolling))
+	w.advance(time.Second)
+	var h string
+	for k := range w.running {
+		h = k
+	}
+	st := w.st[h]
+	if st.Row.Phase != PhaseRunning {
+		t.Fatalf("persisted phase %s, want running", st.Row.Phase)
+	}
+	w.down[h] = true
+	delete(w.running, h)
+	w.advance(time.Second)
+	w.down[h] = false
+	w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: testTiming}, st, w.now)
+	w.flush()
+	if r := w.nodes[h].Row(); r.Phase != PhaseFailed && r.Phase != PhaseRollingBack {
+		t.Errorf("after restart: %+v, want failed", r)
+	}
+}
+
+func TestPausedFleetStartsNothing(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.nodes["h1"].SetPaused(w.now, true)
+	w.flush()
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(2 * time.Second)
+	if len(w.starts) != 0 {
+		t.Fatalf("started while paused: %v", w.starts)
+	}
+	w.nodes["h2"].SetPaused(w.now, false)
+	w.flush()
+	w.advance(time.Second)
+	if len(w.running) != 1 {
+		t.Errorf("after resume: %d running, want 1", len(w.running))
+	}
+}
+
+func TestFreshHostInstallsAtOnceWithoutSlot(t *testing.T) {
+	w := newNet(t, 3, "")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(100 * time.Millisecond)
+	if len(w.running) != 3 {
+		t.Fatalf("%d fresh hosts installing, want all 3", len(w.running))
+	}
+	for _, d := range w.running {
+		if !d.Slotless {
+			t.Errorf("fresh install %+v took a slot", d)
+		}
+	}
+}
+
+func TestCutOffHolderAbortsBeforeItsLeaseExpires(t *testing.T) {
+	w := newNet(t, 5, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(500 * time.Millisecond)
+	var h string
+	for k := range w.running {
+		h = k
+	}
+	w.cut[h] = true // a partition: h keeps running on its side
+	for _, o := range w.names {
+		if o != h {
+			w.nodes[o].PeerChanged(w.now, h, ReachDead)
+			w.nodes[h].PeerChanged(w.now, o, ReachDead)
+		}
+	}
+	w.flush()
+	before := len(w.starts)
+	var abortedAt, nextAt time.Duration
+	for i := 0; i < 1000 && (abortedAt == 0 || nextAt == 0); i++ {
+		w.advance(10 * time.Millisecond)
+		if abortedAt == 0 && slices.Contains(w.aborts, h) {
+			abortedAt = w.now
+		}
+		if nextAt == 0 && len(w.starts) > before {
+			nextAt = w.now
+		}
+	}
+	if abortedAt == 0 || nextAt == 0 {
+		t.Fatalf("holder fenced at %s, next start at %s", abortedAt, nextAt)
+	}
+	if nextAt < abortedAt {
+		t.Errorf("the majority started at %s, before the cut-off holder was fenced at %s", nextAt, abortedAt)
+	}
+	if w.maxRun > 1 {
+		t.Errorf("max concurrent %d", w.maxRun)
+	}
+}
+
+func TestLeaveChangesTheRoster(t *testing.T) {
+	w := newNet(t, 4, "r1")
+	w.down["h3"] = true
+	for _, h := range w.names[:3] {
+		w.nodes[h].PeerChanged(w.now, "h3", ReachLeft)
+	}
+	w.flush()
+	w.advance(3 * time.Second)
+	for _, h := range w.names[:3] {
+		r := w.nodes[h].Roster()
+		if r.Epoch != 2 || slices.Contains(r.Members, "h3") || len(r.Members) != 3 {
+			t.Errorf("%s: roster %+v", h, r)
+		}
+	}
+}
