@@ -68,7 +68,8 @@ type Config struct {
 // called from memberlist's and the driver's goroutines, concurrently.
 type Stats struct {
 	// Dropped counts a message dropped for reason: DropMalformed,
-	// DropOversized, DropVersion, DropUnknownApp, DropOverflow, DropUnsent.
+	// DropOversized, DropVersion, DropUnknownApp, DropOverflow, DropUnsent,
+	// DropStale.
 	Dropped func(reason string)
 	// Bytes counts payload bytes of this package's messages, direction "in"
 	// or "out" (memberlist's own traffic is not counted).
@@ -260,6 +261,8 @@ func New(cfg Config) (*Cluster, error) {
 	// A restarted host keeps its name; if its address changed (port 0, DHCP)
 	// it may reclaim the name once memberlist declared the old one dead.
 	mlc.DeadNodeReclaimTime = p.ProbeInterval
+	// Our messages are small; compressing each one costs more than it saves.
+	mlc.EnableCompression = false
 	if c.keyring != nil {
 		mlc.Keyring = c.keyring
 		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true

@@ -46,6 +46,9 @@ const (
 func q(v int) manifest.Quantity { return manifest.Quantity{Set: true, Value: v} }
 
 func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("GOSSIP_TEST_LOG") == "warn" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	if os.Getenv("GOSSIP_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
@@ -182,7 +185,7 @@ func (h *host) state() rollout.Persisted {
 
 // fleet runs hosts and checks P1 with a counter of running lifecycles.
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	net    *testNet
 	keys   [][]byte
 	window int // bound on running hosts (0: no check)
@@ -198,6 +201,8 @@ type fleet struct {
 	endLog   []endEvent
 	problems []string
 	hosts    []*host
+	drops    map[string]int
+	bytesOut int
 }
 
 type startEvent struct {
@@ -210,7 +215,7 @@ type endEvent struct {
 	at   time.Time
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	return &fleet{t: t, net: newTestNet(), keys: [][]byte{testKey}, hook: func(string, int) time.Duration { return 30 * time.Millisecond }}
 }
 
@@ -261,6 +266,8 @@ type hostOpts struct {
 	join      []string
 	state     rollout.Persisted
 	transport bool // through the fleet's faulty transport
+	params    rollout.MemberlistParams
+	adjust    func(*Cluster) // before Start
 }
 
 // startHost starts a cluster member with one App and its runner.
@@ -276,8 +283,28 @@ func (f *fleet) startHost(o hostOpts) *host {
 		Join:     o.join,
 		Keys:     o.keys,
 		Groups:   []string{testGroup},
-		Params:   testParams,
+		Params:   o.params,
 		Logger:   testLogger(t).With("node", o.name),
+		Stats: Stats{
+			Dropped: func(reason string) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				if f.drops == nil {
+					f.drops = map[string]int{}
+				}
+				f.drops[reason]++
+			},
+			Bytes: func(dir string, n int) {
+				if dir == "out" {
+					f.mu.Lock()
+					defer f.mu.Unlock()
+					f.bytesOut += n
+				}
+			},
+		},
+	}
+	if cfg.Params == (rollout.MemberlistParams{}) {
+		cfg.Params = testParams
 	}
 	var ft *faultyTransport
 	if o.transport {
@@ -287,6 +314,9 @@ func (f *fleet) startHost(o hostOpts) *host {
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatalf("new %s: %v", o.name, err)
+	}
+	if o.adjust != nil {
+		o.adjust(c)
 	}
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatalf("start %s: %v", o.name, err)
@@ -414,6 +444,16 @@ func (f *fleet) stopHost(h *host) {
 // of all n (as after a first rollout), joined through the first, and waits
 // until each of them sees every row.
 func (f *fleet) startFleet(n int, transport bool) []*host {
+	return f.startFleetOpts(n, transport, testParams, nil)
+}
+
+// startFleetParams is startFleet with other memberlist parameters and a
+// hook to adjust each Cluster before it starts.
+func (f *fleet) startFleetParams(n int, p rollout.MemberlistParams, adjust func(*Cluster)) []*host {
+	return f.startFleetOpts(n, false, p, adjust)
+}
+
+func (f *fleet) startFleetOpts(n int, transport bool, p rollout.MemberlistParams, adjust func(*Cluster)) []*host {
 	var hs []*host
 	var names []string
 	for i := range n {
@@ -427,6 +467,8 @@ func (f *fleet) startFleet(n int, transport bool) []*host {
 				Row:    rollout.Row{Revision: "r1", Installed: "r1", Phase: rollout.PhaseSucceeded},
 			},
 			transport: transport,
+			params:    p,
+			adjust:    adjust,
 		}
 		if i > 0 {
 			o.join = []string{hs[0].addr}

@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -44,6 +46,8 @@ type appState struct {
 	retryAt    time.Duration      // next Persist attempt while pending (0: now)
 	retryDelay time.Duration
 	failures   int
+
+	released map[string]uint64 // per host, the highest claim id it released
 
 	dirty   bool // Status snapshot is stale
 	lastOwn rollout.Row
@@ -104,6 +108,11 @@ func (d *driver) step() time.Duration {
 			d.tellMember(now, s, mi.name)
 		}
 	}
+	// memberlist hands queued user messages over last-in first-out, so a
+	// burst arrives reversed. Frees (releases, rows) go before claims, so
+	// that a claim that raced the previous holder's release is not refused;
+	// claims their sender already released are dropped (see route).
+	slices.SortStableFunc(msgs, func(a, b rollout.Message) int { return cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)) })
 	for i := range msgs {
 		d.route(now, &msgs[i])
 	}
@@ -137,7 +146,7 @@ func (d *driver) nextWake(now time.Duration) time.Duration {
 func (d *driver) apply(now time.Duration, k call) {
 	a := k.app
 	if k.kind == callRegister {
-		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
+		s := &appState{a: a, told: map[string]rollout.Reach{}, released: map[string]uint64{}, dirty: true}
 		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing}, a.cfg.State, now)
 		d.apps[a.name] = s
 		for name := range d.members {
@@ -215,9 +224,22 @@ func (d *driver) route(now time.Duration, m *rollout.Message) {
 		d.c.cfg.Stats.dropped(DropUnknownApp)
 		return
 	}
-	if m.Kind == rollout.KindRow {
+	switch m.Kind {
+	case rollout.KindRow:
 		if _, known := s.told[m.Row.Host]; !known {
 			d.setReach(now, s, m.Row.Host, reachOf(d.members[m.Row.Host], s.a.group))
+		}
+		s.released[m.Row.Host] = max(s.released[m.Row.Host], m.Row.Released)
+	case rollout.KindRelease:
+		s.released[m.From] = max(s.released[m.From], m.Claim)
+	case rollout.KindClaim:
+		// Claim ids of a host only grow; a claim (or renewal) its sender
+		// has already released arrived out of order. Granting it would
+		// leave a lock nobody releases until it expires, blocking the slot
+		// for a lease. The protocol tolerates the loss.
+		if m.Claim <= s.released[m.From] {
+			d.c.cfg.Stats.dropped(DropStale)
+			return
 		}
 	}
 	s.node.Receive(now, *m)
@@ -327,6 +349,20 @@ func (d *driver) broadcast(s *appState, m *rollout.Message) {
 		s.lastOwn, s.hasOwn = m.Row, true
 		d.fanOut(s, b)
 	}
+}
+
+// kindOrder ranks message kinds for a batch: what frees a slot first,
+// claims last.
+func kindOrder(k rollout.Kind) int {
+	switch k {
+	case rollout.KindRelease:
+		return 0
+	case rollout.KindRow:
+		return 1
+	case rollout.KindClaim:
+		return 3
+	}
+	return 2
 }
 
 // significant reports whether a host's own row changed in a way its peers

@@ -52,6 +52,7 @@ const (
 	DropUnknownApp = "unknown-app" // a message for an application this host does not run
 	DropOverflow   = "overflow"    // the driver's inbound queue was full (the protocol tolerates loss)
 	DropUnsent     = "unsent"      // an outbound message that could not be sent (queue full, no address, too large to gossip)
+	DropStale      = "stale"       // a claim its sender had already released (arrived out of order)
 )
 
 // wireError is a decoding failure with the Stats reason it counts under.
