@@ -29,7 +29,11 @@ func scenario(i int) Config {
 	} else {
 		d.Rollback = manifest.RollbackOnFailure
 	}
-	hosts := []int{50, 80, 120, 200}[i/len(deps)%4]
+	sizes := []int{50, 80, 120, 200}
+	if raceBuild {
+		sizes = []int{50, 50, 60, 100}
+	}
+	hosts := sizes[i/len(deps)%4]
 	if d.Strategy == manifest.OneAtATime {
 		hosts = []int{9, 15, 21, 30}[i/len(deps)%4] // one at a time over 200 hosts is long, not harder
 	}
