@@ -166,6 +166,9 @@ func (n *Node) grant(now time.Duration, from string, m Message) Message {
 	if now < n.quarUntil || m.Epoch != n.st.Roster.Epoch || !n.members[n.cfg.Host] {
 		return reply
 	}
+	if p := n.peers[from]; p != nil && p.hasRow && p.row.Released >= m.Claim {
+		return reply // a late claim its holder already released (reordering)
+	}
 	lease := m.Lease
 	if lease <= 0 || lease > maxLease {
 		lease = min(max(lease, n.t.Lease), maxLease)
