@@ -36,6 +36,8 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(
 		newVersionCmd(),
+		newAgentCmd(g),
+		newDemoCmd(g),
 		newValidateCmd(),
 		newDeployLocalCmd(g),
 		newPushCmd(g),

@@ -1,0 +1,309 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/drover-dev/drover/gossip"
+	"github.com/drover-dev/drover/hooks"
+	"github.com/drover-dev/drover/hooks/bundle"
+	"github.com/drover-dev/drover/reconcile/manifest"
+	"github.com/drover-dev/drover/reconcile/rollout"
+	"github.com/drover-dev/drover/reconcile/source"
+)
+
+// fleet is the rollout side of one application: the gossip cluster's
+// handle, which drives the rollout protocol with the other hosts.
+type fleet interface {
+	SetDesired(d rollout.Desired)
+	SetPaused(paused bool)
+	Progress(deployment, event string)
+	Finished(deployment string, ok bool, result string)
+	Decisions() <-chan gossip.Decision
+	Status() []rollout.HostStatus
+	Paused() bool
+	Close()
+}
+
+var _ fleet = (*gossip.App)(nil)
+
+// deployer runs one lifecycle on this host.
+type deployer interface {
+	Deploy(ctx context.Context, req hooks.Request) (*hooks.Record, error)
+}
+
+// app is the reconcile loop of one application on this host: poll the
+// source, tell the fleet what is desired, run what the fleet decides, report
+// back. Data flows one way: source → manifest → rollout → hooks → state and
+// gossip.
+type app struct {
+	cfg     AppConfig
+	host    string
+	log     *slog.Logger
+	metrics *Metrics
+	src     source.Source
+	poller  *source.Poller
+	fleet   fleet
+	engine  deployer
+	store   *hooks.Store
+
+	mu sync.Mutex // guards the fields below
+	// known maps revision IDs the source published to what it said, so
+	// that a decision naming one can fetch it.
+	known   map[string]source.Revision
+	desired source.Revision
+	hasDes  bool
+	manif   *manifest.Manifest
+	running *runningDeployment // nil when idle
+	events  map[string]string  // deployment → current event, for status
+
+	wg sync.WaitGroup // the loops and a running deployment
+}
+
+type runningDeployment struct {
+	id       string
+	revision string
+	event    string
+	cancel   context.CancelCauseFunc
+	fence    *time.Timer
+}
+
+// errAborted is the cause of a deployment stopped by the rollout protocol.
+var errAborted = errors.New("aborted by the rollout protocol: this host lost its slot (lease expired or partitioned)")
+
+// start runs the app's loops until ctx ends. Deployments run under deployCtx,
+// which outlives ctx on a reload, so that a reload never kills a hook.
+func (a *app) start(ctx, deployCtx context.Context) {
+	a.wg.Go(func() { a.poller.Run(ctx, a.onDesired) })
+	a.wg.Go(func() { a.decisionLoop(ctx, deployCtx) })
+}
+
+// wait waits for the loops and any running deployment.
+func (a *app) wait() { a.wg.Wait() }
+
+// manifestID changes whenever the manifest or the revision changes: a
+// halted revision is retried only under a new manifest.
+func manifestID(rev source.Revision) string {
+	h := sha256.New()
+	h.Write([]byte(rev.ID))
+	h.Write([]byte{0})
+	if rev.Manifest != nil {
+		h.Write(manifest.Format(rev.Manifest))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// onDesired is called by the poller with each new desired revision.
+func (a *app) onDesired(rev source.Revision) {
+	a.mu.Lock()
+	a.known[rev.ID] = rev
+	a.desired, a.hasDes = rev, true
+	a.manif = rev.Manifest
+	a.mu.Unlock()
+	d := rollout.Desired{Revision: rev.ID, ManifestID: manifestID(rev)}
+	if rev.Manifest != nil {
+		d.Deployment = rev.Manifest.Deployment
+	}
+	a.log.Info("desired revision", "revision", rev.Label, "id", rev.ID, "strategy", d.Deployment.Strategy, "paused", d.Deployment.Paused)
+	a.fleet.SetDesired(d)
+}
+
+func (a *app) decisionLoop(ctx, deployCtx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-a.fleet.Decisions():
+			a.handle(deployCtx, d)
+		}
+	}
+}
+
+func (a *app) handle(ctx context.Context, d gossip.Decision) {
+	switch d.Kind {
+	case rollout.DecideStart:
+		a.mu.Lock()
+		busy := a.running
+		a.mu.Unlock()
+		if busy != nil {
+			// The protocol never asks for two at once (P3); refuse loudly.
+			a.log.Error("refusing a second deployment while one runs", "running", busy.id, "asked", d.Deployment)
+			a.fleet.Finished(d.Deployment, false, "refused: deployment "+busy.id+" is running on this host")
+			return
+		}
+		dctx, cancel := context.WithCancelCause(ctx)
+		rd := &runningDeployment{id: d.Deployment, revision: d.Revision, cancel: cancel}
+		if !d.FenceAt.IsZero() {
+			rd.fence = time.AfterFunc(time.Until(d.FenceAt), func() { cancel(errAborted) })
+		}
+		a.mu.Lock()
+		a.running = rd
+		a.mu.Unlock()
+		a.wg.Go(func() { a.run(dctx, d.Decision) })
+	case rollout.DecideAbort:
+		a.mu.Lock()
+		rd := a.running
+		a.mu.Unlock()
+		if rd != nil && rd.id == d.Deployment {
+			a.log.Warn("aborting deployment", "deployment", d.Deployment, "reason", d.Reason)
+			rd.cancel(errAborted)
+		}
+	case rollout.DecideFence:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if rd := a.running; rd != nil && rd.id == d.Deployment && !d.FenceAt.IsZero() {
+			if rd.fence != nil {
+				rd.fence.Stop()
+			}
+			rd.fence = time.AfterFunc(time.Until(d.FenceAt), func() { rd.cancel(errAborted) })
+		}
+	}
+}
+
+// run executes one decided lifecycle and reports its end to the fleet.
+func (a *app) run(ctx context.Context, d rollout.Decision) {
+	log := a.log.With("deployment", d.Deployment)
+	defer func() {
+		a.mu.Lock()
+		if rd := a.running; rd != nil {
+			if rd.fence != nil {
+				rd.fence.Stop()
+			}
+			rd.cancel(nil)
+		}
+		a.running = nil
+		a.mu.Unlock()
+	}()
+	req, err := a.request(d)
+	if err != nil {
+		log.Error("cannot start deployment", "revision", d.Revision, "err", err)
+		a.metrics.Deployments.WithLabelValues(a.cfg.Name, "failed").Inc()
+		a.fleet.Finished(d.Deployment, false, err.Error())
+		return
+	}
+	req.Progress = func(ev hooks.EventRecord) {
+		switch ev.Status {
+		case hooks.EventRunning:
+			a.mu.Lock()
+			if a.running != nil {
+				a.running.event = ev.Name
+			}
+			a.mu.Unlock()
+			a.fleet.Progress(d.Deployment, ev.Name)
+		case hooks.EventSucceeded, hooks.EventFailed:
+			a.metrics.HookDuration.WithLabelValues(a.cfg.Name, ev.Name).Observe(ev.Finished.Sub(ev.Started).Seconds())
+			if ev.Status == hooks.EventFailed {
+				a.metrics.HookFailures.WithLabelValues(a.cfg.Name, ev.Name).Inc()
+			}
+		}
+	}
+	log.Info("starting deployment", "revision", req.Revision, "rollback", d.Rollback, "slotless", d.Slotless)
+	rec, err := a.engine.Deploy(ctx, req)
+	ok := err == nil
+	result := "succeeded"
+	if !ok {
+		result = err.Error()
+		if cause := context.Cause(ctx); errors.Is(cause, errAborted) {
+			result = cause.Error() + ": " + result
+		}
+	}
+	if rec != nil {
+		a.metrics.DeploymentDuration.WithLabelValues(a.cfg.Name).Observe(rec.Duration(rec.Finished).Seconds())
+	}
+	a.metrics.Deployments.WithLabelValues(a.cfg.Name, map[bool]string{true: "succeeded", false: "failed"}[ok]).Inc()
+	a.fleet.Finished(d.Deployment, ok, result)
+}
+
+// request builds the lifecycle request of a decision: the new revision from
+// the source, or an earlier one (rollback, or a fresh host's catch-up to
+// the group's last good revision) from the local archive or the source.
+func (a *app) request(d rollout.Decision) (hooks.Request, error) {
+	req := hooks.Request{
+		ID: d.Deployment, Application: a.cfg.Name, Group: a.cfg.Group,
+		RevisionID: d.Revision, Rollback: d.Rollback,
+	}
+	a.mu.Lock()
+	rev, known := a.known[d.Revision]
+	m := a.manif
+	a.mu.Unlock()
+	if m != nil {
+		req.IgnoreApplicationStopFailures = m.Deployment.IgnoreApplicationStopFailures
+	}
+	if rec, err := a.store.FindRevision(a.cfg.Group, d.Revision); err == nil && (d.Rollback || !known) {
+		dir := a.store.BundleDir(a.cfg.Group, rec.ID)
+		req.Revision, req.BundleEnv = rec.Revision, rec.BundleEnv
+		req.Fetch = func(ctx context.Context, dst string) error {
+			return bundle.Unpack(ctx, dir, dst, bundle.DefaultLimits)
+		}
+		return req, nil
+	}
+	if !known {
+		return req, fmt.Errorf("revision %s is neither what the source publishes now nor in this host's archive", d.Revision)
+	}
+	req.Revision, req.BundleEnv = rev.Label, rev.Env
+	req.Fetch = func(ctx context.Context, dst string) error { return a.src.Fetch(ctx, rev, dst) }
+	return req, nil
+}
+
+// status is this app's part of `drover status`.
+func (a *app) status() AppStatus {
+	ps := a.poller.Status()
+	a.mu.Lock()
+	st := AppStatus{
+		Name: a.cfg.Name, Group: a.cfg.Group, Active: true, Source: ps.Source,
+		SourceError: ps.LastError, LastPoll: ps.LastSuccess,
+		ManifestInvalid: ps.LastResult == source.ResultInvalid, Polls: map[string]uint64{},
+	}
+	for r, n := range ps.Polls {
+		st.Polls[string(r)] = n
+	}
+	if a.hasDes {
+		st.Desired, st.DesiredID = a.desired.Label, a.desired.ID
+		if a.manif != nil {
+			st.Strategy = string(a.manif.Deployment.Strategy)
+			st.Paused = a.manif.Deployment.Paused
+		}
+	}
+	labels := map[string]string{}
+	for id, r := range a.known {
+		labels[id] = r.Label
+	}
+	a.mu.Unlock()
+	st.Paused = st.Paused || a.fleet.Paused()
+	label := func(id string) string {
+		if l, ok := labels[id]; ok {
+			return l
+		}
+		if rec, err := a.store.FindRevision(a.cfg.Group, id); err == nil {
+			return rec.Revision
+		}
+		return shortID(id)
+	}
+	for _, h := range a.fleet.Status() {
+		hs := HostStatus{
+			Host: h.Host, Revision: label(h.Installed), Target: label(h.Revision), Phase: h.Phase.String(),
+			Event: h.Event, Result: h.Result, Reachable: h.Reach.Reachable() || h.Host == a.host,
+		}
+		if h.Installed == "" {
+			hs.Revision = ""
+		}
+		if h.Revision == "" {
+			hs.Target = ""
+		}
+		st.Hosts = append(st.Hosts, hs)
+	}
+	return st
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
