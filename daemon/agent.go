@@ -217,6 +217,14 @@ func loadKeys(path string) ([][]byte, error) {
 	return keys, nil
 }
 
+// MetricsAddr is the address of the metrics listener ("" when off).
+func (a *Agent) MetricsAddr() string {
+	if a.metricsSrv == nil {
+		return ""
+	}
+	return a.metricsSrv.ln.Addr().String()
+}
+
 // ClusterAddr is the gossip address the agent listens on.
 func (a *Agent) ClusterAddr() string { return a.cluster.LocalAddr() }
 
