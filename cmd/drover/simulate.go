@@ -72,7 +72,7 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 			}
 			// The simulator allocates many small, short-lived objects: trade
 			// memory for fewer collections while it runs.
-			defer debug.SetGCPercent(debug.SetGCPercent(400))
+			defer debug.SetGCPercent(debug.SetGCPercent(200))
 			rep := runSimulations(cmd, cfg, f)
 			if f.jsonOut {
 				enc := json.NewEncoder(cmd.OutOrStdout())

@@ -202,7 +202,7 @@ func Run(cfg Config, seed uint64) Result {
 	s.timing = rollout.TimingFor(cfg.Params, n)
 	s.tsusp = rollout.SuspicionTimeout(cfg.Params, n)
 	s.limit = 4 * int(math.Ceil(math.Log10(float64(n+1))))
-	s.relayLimit = int(math.Ceil(math.Log10(float64(n+1)))) + 2
+	s.relayLimit = int(math.Ceil(math.Log10(float64(n + 1))))
 	// memberlist scales push-pull with the cluster size
 	s.ppEvery = 30 * time.Second
 	if n > 32 {
