@@ -289,6 +289,7 @@ func (a *app) status() AppStatus {
 		hs := HostStatus{
 			Host: h.Host, Revision: label(h.Installed), Target: label(h.Revision), Phase: h.Phase.String(),
 			Event: h.Event, Result: h.Result, Reachable: h.Reach.Reachable() || h.Host == a.host,
+			Voter: h.Member, Epoch: h.Epoch, Claim: h.Claim,
 		}
 		if h.Installed == "" {
 			hs.Revision = ""

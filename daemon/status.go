@@ -46,15 +46,20 @@ type AppStatus struct {
 
 // HostStatus is one host's row for one application.
 type HostStatus struct {
-	Host       string    `json:"host"`
-	Revision   string    `json:"revision"`         // installed (last successful) revision
-	Target     string    `json:"target,omitempty"` // revision being deployed or last attempted
-	Phase      string    `json:"phase"`            // idle, waiting, running, succeeded, failed, rolling-back, ...
-	Event      string    `json:"event,omitempty"`  // lifecycle event while running
-	Result     string    `json:"result,omitempty"` // last result message
-	Deployment string    `json:"deployment,omitempty"`
-	Reachable  bool      `json:"reachable"`
-	Updated    time.Time `json:"updated,omitzero"` // when this agent last heard of the row
+	Host       string `json:"host"`
+	Revision   string `json:"revision"`         // installed (last successful) revision
+	Target     string `json:"target,omitempty"` // revision being deployed or last attempted
+	Phase      string `json:"phase"`            // idle, waiting, running, succeeded, failed, rolling-back, ...
+	Event      string `json:"event,omitempty"`  // lifecycle event while running
+	Result     string `json:"result,omitempty"` // last result message
+	Deployment string `json:"deployment,omitempty"`
+	Reachable  bool   `json:"reachable"`
+	// Voter: the host is in the group's roster (its quorum), at Epoch.
+	Voter bool   `json:"voter"`
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Claim is the slot claim the host holds while it runs (0: none).
+	Claim   uint64    `json:"claim,omitempty"`
+	Updated time.Time `json:"updated,omitzero"` // when this agent last heard of the row
 }
 
 // SampleStatus is a small fleet with every kind of row, for tests and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,6 +285,10 @@ func demoWatch(ctx context.Context, out io.Writer, hosts []*demoHost, rev string
 		}
 		select {
 		case <-ctx.Done():
+			if b, err := json.Marshal(st.Apps); err == nil {
+				slog.Debug("fleet at timeout", "apps", string(b))
+				fmt.Fprintf(os.Stderr, "fleet as %s sees it: %s\n", st.Host, b)
+			}
 			return fmt.Errorf("rollout of %s did not finish: %w", rev, ctx.Err())
 		case <-tick.C:
 		}
