@@ -239,10 +239,16 @@ func (n *Node) bootstrap(now time.Duration) {
 	}
 	hosts := []string{n.cfg.Host}
 	for _, p := range n.peers {
+		if p != n.self && !p.hasRow && p.reach == ReachAlive {
+			return // a peer we have not heard from may know the roster: wait for its row
+		}
 		if p != n.self && p.hasRow && p.reach == ReachAlive {
-			if p.row.Epoch > 0 || p.row.Installed != "" {
-				return // a roster exists (or a group that had one): we fetch it
+			if p.row.Epoch > 0 {
+				return // a roster exists: we fetch it
 			}
+			// A peer with something installed but no roster is no sign of
+			// one: fresh hosts install the group's revision at once,
+			// slotless, often before the first roster forms.
 			if p.host < n.cfg.Host {
 				return // the first host by name bootstraps
 			}
