@@ -220,6 +220,12 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 	if !ok {
 		return
 	}
+	if c.acquired && now >= c.holdUntil() {
+		// The majority lapsed before this grant arrived: the lease is lost
+		// even if this grant would extend it; stop first.
+		n.tickClaim(now)
+		return
+	}
 	_ = sent
 	if m.OK {
 		if old, ok := c.valid[m.From]; !ok || m.Round > old {

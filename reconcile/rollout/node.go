@@ -360,6 +360,9 @@ func (n *Node) Receive(now time.Duration, m Message) {
 	if m.App != n.cfg.App || m.From == n.cfg.Host {
 		return
 	}
+	if n.claim != nil {
+		n.tickClaim(now) // a lease that lapsed is noticed before anything else
+	}
 	switch m.Kind {
 	case KindRow:
 		n.onRow(now, m)

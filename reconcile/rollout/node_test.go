@@ -317,3 +317,45 @@ func TestLeaveChangesTheRoster(t *testing.T) {
 		}
 	}
 }
+
+func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	if len(w.running) != 1 {
+		t.Fatalf("%d running, want 1", len(w.running))
+	}
+	var h string
+	for k := range w.running {
+		h = k
+	}
+	n := w.nodes[h]
+	c := n.claim
+	if c == nil || !c.acquired {
+		t.Fatalf("%s holds no claim", h)
+	}
+	// A renewal round goes out but its grants are late: they arrive after
+	// the previous round's grants (the majority) lapsed. They must not heal
+	// the lease: the holder has to stop.
+	lapse := c.holdUntil()
+	w.now = c.nextRenew
+	n.Tick(w.now)
+	n.TakeOutput() // the renewal's messages are delayed
+	w.now = lapse + time.Millisecond
+	var voter string
+	for _, v := range c.voters {
+		if v != h {
+			voter = v
+			break
+		}
+	}
+	n.Receive(w.now, Message{Kind: KindGrant, App: "app", From: voter, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, OK: true})
+	out := n.TakeOutput()
+	aborted := false
+	for _, d := range out.Decisions {
+		aborted = aborted || d.Kind == DecideAbort
+	}
+	if !aborted || n.claim != nil {
+		t.Errorf("lapsed lease not aborted: decisions %+v, claim %v", out.Decisions, n.claim != nil)
+	}
+}
