@@ -30,6 +30,9 @@ func TestDeployLocalMaliciousBundles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			work := t.TempDir()
 			state, root := filepath.Join(work, "state"), filepath.Join(work, "root")
+			if err := os.MkdirAll(root, 0o755); err != nil { // deploy-local would create it
+				t.Fatal(err)
+			}
 			archivePath := filepath.Join(work, "evil.tar")
 			f, err := os.Create(archivePath)
 			if err != nil {
