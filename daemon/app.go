@@ -115,14 +115,42 @@ func (a *app) onDesired(rev source.Revision) {
 }
 
 func (a *app) decisionLoop(ctx, deployCtx context.Context) {
+	// A peer that already targets a revision this host has not seen means
+	// the source moved: poll now rather than at the next interval, so the
+	// fleet reacts within a second or two of the first host noticing.
+	peek := time.NewTicker(500 * time.Millisecond)
+	defer peek.Stop()
+	var lastPoke time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case d := <-a.fleet.Decisions():
 			a.handle(deployCtx, d)
+		case <-peek.C:
+			if time.Since(lastPoke) > 2*time.Second && a.peerAhead() {
+				lastPoke = time.Now()
+				a.poller.Poke()
+			}
 		}
 	}
+}
+
+// peerAhead reports whether some peer targets a revision this host's
+// source has not shown it yet.
+func (a *app) peerAhead() bool {
+	rows := a.fleet.Status()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range rows {
+		if h.Revision == "" || h.Host == a.host {
+			continue
+		}
+		if _, ok := a.known[h.Revision]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *app) handle(ctx context.Context, d gossip.Decision) {

@@ -14,9 +14,18 @@ func TestFleetOneAtATime(t *testing.T) {
 	const n = 5
 	f := newFleet(t, n, "one-at-a-time")
 	f.waitFor(0, 90*time.Second, "initial deployment of v1 everywhere", allOn(n, "v1"))
+	pushed := float64(time.Now().UnixNano()) / 1e9
 	f.push("v2", "one-at-a-time", bundleOpts{})
 	f.waitFor(2, 120*time.Second, "v2 everywhere", allOn(n, "v2"))
 	ivs := f.lifecycles("v2")
+	if len(ivs) > 0 {
+		var sum float64
+		for _, iv := range ivs {
+			sum += iv.end - iv.start
+		}
+		t.Logf("git push to first host starting: %.2fs (poll interval 2s); rollout %.2fs for %.2fs of lifecycles",
+			ivs[0].start-pushed, ivs[len(ivs)-1].end-ivs[0].start, sum)
+	}
 	if len(ivs) != n {
 		t.Fatalf("%d hosts ran v2, want %d: %+v", len(ivs), n, ivs)
 	}

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,7 +90,7 @@ systemd: off
 applications:
   - name: %s
     group: web
-    poll_interval: 1s
+    poll_interval: 2s
     source:
       git: {url: %q, branch: release, path: app}
 `, a.name, filepath.Join(a.dir, "state"), filepath.Join(a.dir, "root"), bind, seed, f.keyFile, a.socket, a.metrics, fleetApp, f.gitURL)
@@ -344,5 +343,3 @@ func maxConcurrent(ivs []interval) int {
 	}
 	return best
 }
-
-var _ = sync.Mutex{}
