@@ -1,6 +1,7 @@
 package appspec
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -331,6 +332,18 @@ func parseACE(s string) (string, string) {
 // isDefaultACE reports whether a canonical entry is a default ACL entry,
 // which only directories can carry.
 func isDefaultACE(canonical string) bool { return strings.HasPrefix(canonical, "default:") }
+
+// CanonicalACE checks one appspec acls entry and returns it in canonical
+// setfacl form ("default:user:bob:rw-"), and whether it is a default entry.
+// Parse already stores entries this way; Install calls it again so that an
+// AppSpec built by other means is held to the same rules.
+func CanonicalACE(s string) (canonical string, isDefault bool, err error) {
+	c, problem := parseACE(s)
+	if problem != "" {
+		return "", false, errors.New(problem)
+	}
+	return c, isDefaultACE(c), nil
+}
 
 func (p *parser) context(v *yaml.Node, field string) (*SELinuxContext, bool) {
 	if v.Kind != yaml.MappingNode {

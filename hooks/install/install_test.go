@@ -569,15 +569,15 @@ func TestNormalizeACE(t *testing.T) {
 		{in: "d:d:u:bob:rw", bad: true},
 	}
 	for _, tc := range cases {
-		got, def, err := normalizeACE(tc.in)
+		got, def, err := appspec.CanonicalACE(tc.in)
 		if tc.bad {
 			if err == nil {
-				t.Errorf("normalizeACE(%q) = %q, want an error", tc.in, got)
+				t.Errorf("CanonicalACE(%q) = %q, want an error", tc.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tc.want || def != tc.def {
-			t.Errorf("normalizeACE(%q) = %q, %v, %v; want %q, %v", tc.in, got, def, err, tc.want, tc.def)
+			t.Errorf("CanonicalACE(%q) = %q, %v, %v; want %q, %v", tc.in, got, def, err, tc.want, tc.def)
 		}
 	}
 }

@@ -230,7 +230,7 @@ func lookupGroup(name string) (int, error) {
 func normalizeACL(acls []string) (spec string, hasDefault bool, err error) {
 	out := make([]string, 0, len(acls))
 	for _, a := range acls {
-		e, def, err := normalizeACE(a)
+		e, def, err := appspec.CanonicalACE(a)
 		if err != nil {
 			return "", false, err
 		}
@@ -240,98 +240,6 @@ func normalizeACL(acls []string) (spec string, hasDefault bool, err error) {
 	return strings.Join(out, ","), hasDefault, nil
 }
 
-func normalizeACE(ace string) (string, bool, error) {
-	bad := func(why string) (string, bool, error) {
-		return "", false, fmt.Errorf("invalid acl entry %q: %s", ace, why)
-	}
-	if strings.ContainsAny(ace, ", \t\n\x00") {
-		return bad("contains a comma, blank or control character")
-	}
-	parts := strings.Split(ace, ":")
-	if len(parts) < 2 || len(parts) > 4 {
-		return bad("want [d:][u|g|m|o:]name:perms")
-	}
-	perms, parts := parts[len(parts)-1], parts[:len(parts)-1]
-	def := false
-	if len(parts) == 3 {
-		if parts[0] != "d" && parts[0] != "default" {
-			return bad("first field of four must be d or default")
-		}
-		def, parts = true, parts[1:]
-	}
-	typ := ""
-	if len(parts) == 2 {
-		switch parts[0] {
-		case "d", "default":
-			if def {
-				return bad("default given twice")
-			}
-			def = true
-		case "u", "user":
-			typ = "user"
-		case "g", "group":
-			typ = "group"
-		case "m", "mask":
-			typ = "mask"
-		case "o", "other":
-			typ = "other"
-		default:
-			return bad("unknown type " + strconv.Quote(parts[0]))
-		}
-		parts = parts[1:]
-	}
-	name := parts[0]
-	switch {
-	case typ == "" && (name == "m" || name == "mask"):
-		typ, name = "mask", ""
-	case typ == "" && (name == "o" || name == "other"):
-		typ, name = "other", ""
-	case typ == "":
-		typ = "user"
-	}
-	if (typ == "mask" || typ == "other") && name != "" {
-		return bad("mask and other entries take no name")
-	}
-	if !def && typ != "mask" && name == "" {
-		return bad("set base entries with mode")
-	}
-	r, w, x := false, false, false
-	if len(perms) == 1 && perms[0] >= '0' && perms[0] <= '7' {
-		d := perms[0] - '0'
-		r, w, x = d&4 != 0, d&2 != 0, d&1 != 0
-	} else {
-		for _, c := range perms {
-			switch c {
-			case 'r':
-				r = true
-			case 'w':
-				w = true
-			case 'x':
-				x = true
-			case '-':
-			default:
-				return bad("invalid permission character " + strconv.QuoteRune(c))
-			}
-		}
-	}
-	bits := []byte("---")
-	if r {
-		bits[0] = 'r'
-	}
-	if w {
-		bits[1] = 'w'
-	}
-	if x {
-		bits[2] = 'x'
-	}
-	prefix := ""
-	if def {
-		prefix = "default:"
-	}
-	return prefix + typ + ":" + name + ":" + string(bits), def, nil
-}
-
-// unixPerm converts a permissions mode to the bits chmod wants. It accepts
 // both fs.FileMode's setuid/setgid/sticky flags and raw 04000/02000/01000.
 func unixPerm(m fs.FileMode) fs.FileMode {
 	out := m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
