@@ -229,17 +229,12 @@ type family struct {
 	labels map[string]bool
 }
 
-// exportedMetrics returns the metric families an agent exports.
-//
-// Until the agent runs, fromRegistry stands in for it: it registers the
-// agent's metrics (daemon.NewMetrics) on a fresh registry, gives every
-// vector one series and gathers. To check a running agent instead, start
-// it in the test and replace the call with fromScrape(t, "http://ADDR/metrics"):
-// the rest of the test stays as it is (but only vectors with a series show
-// up in a scrape, so the agent must have deployed, failed and polled once).
+// exportedMetrics returns the metric families a running agent exports: a
+// real agent in this process that has polled, deployed once and failed
+// once (only vectors with a series show up in a scrape), scraped over HTTP.
 func exportedMetrics(t *testing.T) map[string]family {
 	t.Helper()
-	return fromRegistry(t, populatedRegistry(t))
+	return runningAgentMetrics(t)
 }
 
 // populatedRegistry registers the agent's metrics and gives each vector a
