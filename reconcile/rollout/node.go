@@ -246,7 +246,8 @@ func (n *Node) SetDesired(now time.Duration, d Desired) {
 func (n *Node) applyDesired(now time.Duration, d Desired) {
 	attempt := attemptOf(d.ManifestID)
 	t := target{rev: d.Revision, attempt: attempt, set: true}
-	if t != n.tgt {
+	changed := t != n.tgt
+	if changed {
 		n.tgt = t
 		n.bakeFrom = 0
 		n.failed = map[string]bool{}
@@ -265,6 +266,19 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 	}
 	n.pol = Resolve(d.Deployment, len(n.st.Roster.Members))
 	n.recount(now)
+	if changed {
+		// Until the other hosts' waiting rows arrive every host believes it
+		// is first; only the host first in the order claims at once, the
+		// others give the rows a moment (a quarter claim timeout per place,
+		// at most two claim timeouts), which avoids a duel at every start.
+		pos := 0
+		for _, m := range n.st.Roster.Members {
+			if p := n.peers[m]; p != nil && p != n.self && p.rank < n.self.rank {
+				pos++
+			}
+		}
+		n.notBefore = max(n.notBefore, now+n.t.ClaimTimeout*time.Duration(min(pos, 8))/4)
+	}
 }
 
 // SetPaused sets the fleet-wide pause flag (API call: drover pause/resume).
