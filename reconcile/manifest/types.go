@@ -35,9 +35,10 @@ type Quantity struct {
 	Value   int // hosts when !Percent; 0..100 when Percent
 }
 
-// Of resolves q against a group of n hosts. Percentages round down, as
-// CodeDeploy does for minimum healthy hosts; callers that need "at least one"
-// apply that themselves.
+// Of resolves q against a group of n hosts, rounding a percentage down: for
+// sizes (batch, canary), where callers that need "at least one" apply that
+// themselves. minimum_healthy rounds up instead, as CodeDeploy's
+// FLEET_PERCENT does ("rounds up fractional instances"): rollout.MinHealthyOf.
 func (q Quantity) Of(n int) int {
 	if !q.Percent {
 		return q.Value
