@@ -322,6 +322,9 @@ func (a *app) status() AppStatus {
 		if h.Installed == "" {
 			hs.Revision = ""
 		}
+		if h.Halted && h.Revision == st.DesiredID {
+			st.Halted = true
+		}
 		if h.Revision == "" {
 			hs.Target = ""
 		}

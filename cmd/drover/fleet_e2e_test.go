@@ -107,6 +107,11 @@ func TestFleetFailureHaltsAndRollsBack(t *testing.T) {
 		}
 		return false
 	})
+	for _, a := range st.Apps {
+		if a.Name == fleetApp && !a.Halted {
+			t.Errorf("status does not say the rollout of %s is halted", a.Desired)
+		}
+	}
 	ivs := f.lifecycles("bad")
 	if len(ivs) != 1 {
 		t.Fatalf("%d hosts ran the bad revision, want exactly 1 (halt at the first failure): %+v", len(ivs), ivs)
