@@ -367,8 +367,9 @@ func saveRolloutState(path string, st rollout.Persisted) error {
 // Reload re-reads the configuration file. The new configuration is
 // validated whole and swapped in, or the old one stays and the error is
 // logged and shown in status. Applications added, removed or changed are
-// started, stopped or restarted (after their running deployment); changes
-// to node, cluster, api or systemd need a restart of the agent.
+// started, stopped or restarted (after their running deployment); a file
+// that also changes node, cluster, api or systemd is rejected whole, since
+// those need a restart of the agent.
 func (a *Agent) Reload() error {
 	a.notifier.Reloading()
 	defer a.notifier.Ready(a.statusLine())
@@ -380,7 +381,7 @@ func (a *Agent) Reload() error {
 		cur := a.config()
 		if !reflect.DeepEqual(cur.Node, next.Node) || !reflect.DeepEqual(cur.Cluster, next.Cluster) ||
 			cur.API != next.API || cur.Systemd != next.Systemd {
-			err = errors.New("node, cluster, api and systemd settings change only with a restart of the agent (systemctl restart drover); applications are reloaded")
+			err = fmt.Errorf("%s: node, cluster, api and systemd settings change only with a restart of the agent (systemctl restart drover); nothing was reloaded", a.opts.ConfigPath)
 		}
 	}
 	if err != nil {
@@ -396,7 +397,6 @@ func (a *Agent) Reload() error {
 		a.log.Warn("config: " + w)
 	}
 	a.mu.Lock()
-	old := a.cfg
 	a.cfg = next
 	a.configErr = ""
 	var stop []*appHandle
@@ -419,7 +419,6 @@ func (a *Agent) Reload() error {
 		}
 	}
 	a.mu.Unlock()
-	_ = old
 	for _, h := range stop {
 		a.stopApp(h)
 	}
