@@ -218,7 +218,9 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 		return nil, err
 	}
 	if _, err := st.Get(req.Group, id); err == nil {
-		return nil, fmt.Errorf("deployment %s already exists in group %s", id, req.Group)
+		// The same fleet-wide ID again on this host (a retry of a revision
+		// it ran before): keep both records apart.
+		id = fmt.Sprintf("%s-%d", id, seq)
 	}
 	prev, err := st.LastSuccessful(req.Group)
 	if err != nil && !errors.Is(err, ErrNoDeployment) {

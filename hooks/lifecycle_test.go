@@ -170,3 +170,23 @@ func TestEngineBadBundleFailsDownloadBundle(t *testing.T) {
 		t.Errorf("staging directory left behind (stat: %v)", serr)
 	}
 }
+
+func TestEngineSameIDTwiceKeepsBothRecords(t *testing.T) {
+	e, _ := newTestEngine(t)
+	fetch := dirBundle(t, map[string]string{"appspec.yml": "version: 0.0\nos: linux\n"})
+	ctx := context.Background()
+	a, err := e.Deploy(ctx, Request{ID: "d-000000000042", Application: "a", Group: "g", Revision: "v1", Fetch: fetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Deploy(ctx, Request{ID: "d-000000000042", Application: "a", Group: "g", Revision: "v1", Fetch: fetch})
+	if err != nil {
+		t.Fatalf("second deployment with the same ID: %v", err)
+	}
+	if a.ID == b.ID {
+		t.Fatalf("both deployments recorded as %s", a.ID)
+	}
+	if _, err := e.Store().Get("g", a.ID); err != nil {
+		t.Errorf("first record lost: %v", err)
+	}
+}
