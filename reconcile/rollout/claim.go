@@ -133,7 +133,7 @@ func (n *Node) claimRound(now time.Duration) {
 		c.deadline = now + n.t.ClaimTimeout
 	}
 	m := Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
-	if n.members[n.cfg.Host] && slices.Contains(c.voters, n.cfg.Host) {
+	if n.isMember && slices.Contains(c.voters, n.cfg.Host) {
 		g := n.grant(now, n.cfg.Host, m)
 		g.From = n.cfg.Host
 		n.onGrant(now, g)
@@ -145,6 +145,7 @@ func (n *Node) claimRound(now time.Duration) {
 }
 
 func (n *Node) sendTo(hosts []string, m Message) {
+	n.out.Send = slices.Grow(n.out.Send, len(hosts))
 	for _, h := range hosts {
 		if h != n.cfg.Host {
 			n.send(h, m)
@@ -163,10 +164,10 @@ func (n *Node) grant(now time.Duration, from string, m Message) Message {
 			reply.Failed = append(reply.Failed, h)
 		}
 	}
-	if now < n.quarUntil || m.Epoch != n.st.Roster.Epoch || !n.members[n.cfg.Host] {
+	if now < n.quarUntil || m.Epoch != n.st.Roster.Epoch || !n.isMember {
 		return reply
 	}
-	if p := n.peers[from]; p != nil && p.hasRow && p.row.Released >= m.Claim {
+	if rel, ok := n.releasedBy(from); ok && rel >= m.Claim {
 		return reply // a late claim its holder already released (reordering)
 	}
 	lease := m.Lease
@@ -200,6 +201,18 @@ func (n *Node) grant(now time.Duration, from string, m Message) Message {
 	n.lockOf[from] = m.Slot
 	reply.OK = true
 	return reply
+}
+
+// releasedBy is the highest claim id host's row, as held here, says it
+// released; ok is false when no row of host is held.
+func (n *Node) releasedBy(host string) (released uint64, ok bool) {
+	if host == n.cfg.Host {
+		return n.self.row.Released, true
+	}
+	if x := n.rows.get(host); x != nil {
+		return x.released, true
+	}
+	return 0, false
 }
 
 func (n *Node) onClaim(now time.Duration, m Message) {
@@ -307,7 +320,7 @@ func (n *Node) flushRelease() {
 
 func (n *Node) onRelease(now time.Duration, m Message) {
 	if m.Row.Host == m.From && m.Row.Seq != 0 {
-		n.onRow(now, Message{Kind: KindRow, App: m.App, From: m.From, Row: m.Row})
+		n.onRow(now, &Message{Kind: KindRow, App: m.App, From: m.From, Row: m.Row})
 	}
 	if l := n.locks[m.Slot]; l != nil && l.holder == m.From && l.claim == m.Claim {
 		n.dropLock(m.Slot)

@@ -19,8 +19,8 @@ type Config struct {
 // peer is what a Node knows about one host of the group (itself included).
 type peer struct {
 	host   string
+	hasRow bool // next to row.Seq: a stale row is refused touching one cache line
 	row    Row
-	hasRow bool
 	reach  Reach
 	since  time.Duration // when reach last changed
 	member bool
@@ -77,10 +77,12 @@ type Node struct {
 	t   Timing
 	st  Persisted
 
-	peers   map[string]*peer
-	self    *peer
-	members map[string]bool
-	need    int // majority of the roster
+	peers    map[string]*peer
+	rows     rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
+	self     *peer
+	members  map[string]bool
+	isMember bool // members[cfg.Host], asked on every claim
+	need     int  // majority of the roster
 
 	tgt       target
 	pol       Policy
@@ -138,6 +140,7 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		t:           cfg.Timing,
 		st:          st.Clone(),
 		peers:       map[string]*peer{},
+		rows:        newRowIndex(),
 		occupied:    map[uint32]int{},
 		accCounts:   map[accKey]int{},
 		failed:      map[string]bool{},
@@ -206,6 +209,7 @@ func (n *Node) send(to string, m Message) {
 }
 
 func (n *Node) sendMembers(m Message) {
+	n.out.Send = slices.Grow(n.out.Send, len(n.st.Roster.Members))
 	for _, h := range n.st.Roster.Members {
 		if h != n.cfg.Host {
 			n.send(h, m)
@@ -379,7 +383,7 @@ func (n *Node) Receive(now time.Duration, m Message) {
 	}
 	switch m.Kind {
 	case KindRow:
-		n.onRow(now, m)
+		n.onRow(now, &m)
 	case KindFlag:
 		if m.Flag.newer(n.flag) {
 			n.flag = m.Flag
@@ -406,19 +410,27 @@ func (n *Node) Receive(now time.Duration, m Message) {
 	n.evaluate(now)
 }
 
-func (n *Node) onRow(now time.Duration, m Message) {
-	r := m.Row
+func (n *Node) onRow(now time.Duration, m *Message) {
+	r := &m.Row
 	if r.Host != m.From || r.Host == n.cfg.Host {
 		return
 	}
-	p := n.peer(r.Host)
-	if p.hasRow && r.Seq <= p.row.Seq {
-		return
+	// Most rows gossip brings are already known: refuse them with one
+	// probe of the row index.
+	var p *peer
+	if x := n.rows.get(r.Host); x != nil {
+		if r.Seq <= x.seq {
+			return
+		}
+		p = x.peer
+	} else {
+		p = n.peer(r.Host)
 	}
 	old, had := p.row, p.hasRow
-	p.row, p.hasRow = r, true
+	p.row, p.hasRow = *r, true
+	n.rows.set(p)
 	n.update(p, now)
-	n.out.Broadcast = append(n.out.Broadcast, m) // relay news (epidemic)
+	n.out.Broadcast = append(n.out.Broadcast, *m) // relay news (epidemic)
 	// A holder's row that says it released a claim frees our lock.
 	if len(n.locks) > 0 && r.Released > old.Released {
 		if s, ok := n.lockOf[r.Host]; ok {

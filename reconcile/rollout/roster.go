@@ -75,13 +75,14 @@ func (n *Node) setRoster(r Roster) {
 	for _, m := range r.Members {
 		n.members[m] = true
 	}
+	n.isMember = n.members[n.cfg.Host]
 	n.need = len(r.Members)/2 + 1
 	n.rosterHash = hashMembers(r.Members)
 	if n.tgt.set {
 		n.pol = Resolve(n.st.Desired.Deployment, len(r.Members))
 	}
 	if n.self != nil {
-		n.self.member = n.members[n.cfg.Host]
+		n.self.member = n.isMember
 	}
 }
 
@@ -189,7 +190,7 @@ func (n *Node) housekeeping(now time.Duration) {
 		return
 	}
 	n.checkActivation(now)
-	if !n.members[n.cfg.Host] {
+	if !n.isMember {
 		return
 	}
 	quiet := n.unhealthy == 0 && (n.waitingAll == 0 || n.halted() || n.paused())
@@ -277,7 +278,7 @@ func (n *Node) propose(now time.Duration, value []string) {
 // promise is the acceptor's phase 1.
 func (n *Node) promise(now time.Duration, m Message) Message {
 	r := Message{Kind: KindPromise, Epoch: n.st.Roster.Epoch, Round: m.Ballot.Round, Holder: m.Ballot.Node}
-	if m.Epoch != n.st.Roster.Epoch || !n.members[n.cfg.Host] || m.Ballot.Less(n.st.Promised) {
+	if m.Epoch != n.st.Roster.Epoch || !n.isMember || m.Ballot.Less(n.st.Promised) {
 		r.Ballot = n.st.Promised // tells the proposer which round to beat
 		return r
 	}
@@ -319,7 +320,7 @@ func (n *Node) onPromise(now time.Duration, m Message) {
 
 // accept is the acceptor's phase 2; accepting freezes this voter.
 func (n *Node) accept(now time.Duration, m Message) bool {
-	if m.Epoch != n.st.Roster.Epoch || !n.members[n.cfg.Host] || m.Ballot.Less(n.st.Promised) || len(m.Members) == 0 {
+	if m.Epoch != n.st.Roster.Epoch || !n.isMember || m.Ballot.Less(n.st.Promised) || len(m.Members) == 0 {
 		return false
 	}
 	n.st.Promised, n.st.Accepted, n.st.AccValue = m.Ballot, m.Ballot, slices.Clone(m.Members)
