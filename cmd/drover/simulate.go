@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +37,7 @@ type simulateFlags struct {
 	joins       bool
 	jsonOut     bool
 	parallel    int
+	cpuProfile  string
 }
 
 // simulateReport is the one JSON object `drover simulate --json` prints.
@@ -73,6 +76,13 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 			// The simulator allocates many small, short-lived objects: trade
 			// memory for fewer collections while it runs.
 			defer debug.SetGCPercent(debug.SetGCPercent(200))
+			if f.cpuProfile != "" {
+				stop, err := startCPUProfile(f.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			rep := runSimulations(cmd, cfg, f)
 			if f.jsonOut {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -109,7 +119,26 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.joins, "joins", false, "hosts join mid-rollout and leave gracefully")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object")
 	fl.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs simulated at once")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file")
+	_ = fl.MarkHidden("cpuprofile")
 	return cmd
+}
+
+// startCPUProfile profiles the simulator (for `go tool pprof`); stop ends
+// the profile and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("simulate: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("simulate: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }
 
 func parseQuantity(flag, s string) (manifest.Quantity, error) {

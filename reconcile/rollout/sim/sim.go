@@ -14,7 +14,7 @@
 package sim
 
 import (
-	"container/heap"
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -77,7 +77,6 @@ const (
 
 type event struct {
 	at   time.Duration
-	seq  uint64
 	kind int
 	host int
 	gen  uint64
@@ -90,26 +89,77 @@ type event struct {
 	dep  string
 }
 
-type evHeap []*event
-
-func (h evHeap) Len() int { return len(h) }
-func (h evHeap) Less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].seq < h[j].seq
+// evRef is a queue entry: the ordering key is kept inline so that sifting
+// never dereferences an event.
+type evRef struct {
+	at  time.Duration
+	seq uint64
+	e   *event
 }
-func (h evHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *evHeap) Push(x any)   { *h = append(*h, x.(*event)) }
-func (h *evHeap) Pop() any     { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+
+func (a evRef) before(b evRef) bool {
+	return a.at < b.at || a.at == b.at && a.seq < b.seq
+}
+
+// evQueue is a binary min-heap of events by (at, seq).
+type evQueue []evRef
+
+func (q *evQueue) push(r evRef) {
+	h := append(*q, r)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].before(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	*q = h
+}
+
+func (q *evQueue) pop() *event {
+	h := *q
+	top := h[0].e
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = evRef{}
+	h = h[:last]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].before(h[l]) {
+			m = r
+		}
+		if !h[m].before(h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return top
+}
+
+// bcKey names a broadcast: a newer one of the same kind and author
+// replaces the older in the queue.
+type bcKey struct {
+	kind rollout.Kind
+	from string
+}
 
 type bcItem struct {
-	key   string
-	msg   rollout.Message
-	size  int
-	sends int
-	dead  bool
-	relay bool // relayed, not originated here
+	key      bcKey
+	author   int              // host id of a row's author (index in rowq); -1: indexed in qidx
+	msg      *rollout.Message // points into a node's Output, never modified
+	size     int
+	sends    int
+	dead     bool
+	replaced bool // a newer item took its place in the index
+	relay    bool // relayed, not originated here
 }
 
 type host struct {
@@ -126,8 +176,9 @@ type host struct {
 	offset      time.Duration
 	side        int
 	queue       []*bcItem
-	qidx        map[string]*bcItem
-	running     string // deployment id
+	qidx        map[bcKey]*bcItem // queued broadcasts by key, except rows of known hosts:
+	rowq        []*bcItem         // queued row by author id
+	running     string            // deployment id
 	runSlot     bool
 	fence       time.Duration // virtual
 	runGen      uint64
@@ -149,7 +200,8 @@ type Sim struct {
 	rng         *rand.Rand
 	now         time.Duration
 	seq         uint64
-	ev          evHeap
+	ev          evQueue
+	free        []*event // recycled events
 	hosts       []*host
 	byName      map[string]int
 	timing      rollout.Timing
@@ -165,12 +217,19 @@ type Sim struct {
 	partitioned bool
 	permanent   bool
 	done        time.Duration
+	minItem     int // smallest broadcast size seen: bounds what still fits a packet
 }
 
-func (s *Sim) push(e *event) {
+func (s *Sim) push(e event) {
 	s.seq++
-	e.seq = s.seq
-	heap.Push(&s.ev, e)
+	var p *event
+	if k := len(s.free); k > 0 {
+		p, s.free = s.free[k-1], s.free[:k-1]
+	} else {
+		p = new(event)
+	}
+	*p = e
+	s.ev.push(evRef{at: e.at, seq: s.seq, e: p})
 }
 
 func (s *Sim) local(h *host) time.Duration {
@@ -192,6 +251,7 @@ func Run(cfg Config, seed uint64) Result {
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), byName: map[string]int{}}
 	s.res.Seed = seed
+	s.minItem = 1400
 	if debugDump != nil {
 		s.kinds = map[string]int{}
 		defer func() { debugDump(fmt.Sprint(s.kinds)) }()
@@ -228,7 +288,7 @@ func Run(cfg Config, seed uint64) Result {
 	}
 	// The new manifest reaches hosts within a poll interval.
 	for _, h := range s.hosts {
-		s.push(&event{at: time.Duration(s.rng.Int64N(int64(5 * time.Second))), kind: evDesired, host: h.id})
+		s.push(event{at: time.Duration(s.rng.Int64N(int64(5 * time.Second))), kind: evDesired, host: h.id})
 	}
 	s.scheduleFaults()
 	s.loop()
@@ -241,7 +301,7 @@ func Run(cfg Config, seed uint64) Result {
 func hostName(i int) string { return "h" + strconv.Itoa(i) }
 
 func (s *Sim) addHost(name string, st rollout.Persisted) *host {
-	h := &host{id: len(s.hosts), name: name, persist: st, qidx: map[string]*bcItem{}}
+	h := &host{id: len(s.hosts), name: name, persist: st, qidx: map[bcKey]*bcItem{}}
 	h.drift = (s.rng.Float64() - 0.5) * s.timing.DriftRate
 	h.offset = time.Duration(s.rng.Int64N(int64(time.Hour)))
 	s.hosts = append(s.hosts, h)
@@ -262,7 +322,7 @@ func (s *Sim) startHost(h *host, initial bool) {
 	}
 	s.flush(h)
 	h.gossipArmed = false
-	s.push(&event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
+	s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
 	if !initial {
 		s.pushPull(h) // memberlist's join does a push-pull
 	}
@@ -285,11 +345,13 @@ func (s *Sim) flush(h *host) {
 	if o.Persist != nil {
 		h.persist = *o.Persist
 	}
+	// Events and queued broadcasts point into the output's arrays, which
+	// the node no longer touches: no per-message copy.
 	for i := range o.Send {
-		s.sendDirect(h, o.Send[i])
+		s.sendDirect(h, &o.Send[i])
 	}
 	for i := range o.Broadcast {
-		s.enqueue(h, o.Broadcast[i])
+		s.enqueue(h, &o.Broadcast[i])
 	}
 	for _, d := range o.Decisions {
 		s.decide(h, d)
@@ -297,7 +359,7 @@ func (s *Sim) flush(h *host) {
 	w := s.virtual(h, h.node.NextWake())
 	if w != h.wakeAt || h.wakeGen != h.gen {
 		h.wakeAt, h.wakeGen = w, h.gen
-		s.push(&event{at: w, kind: evWake, host: h.id, gen: h.gen, dep: "w" + strconv.FormatInt(int64(w), 10)})
+		s.push(event{at: w, kind: evWake, host: h.id, gen: h.gen})
 	}
 }
 
@@ -306,12 +368,12 @@ func (s *Sim) size(m *rollout.Message) int {
 	return len(s.buf) + 8 // + memberlist framing
 }
 
-func (s *Sim) sendDirect(h *host, env rollout.Envelope) {
+func (s *Sim) sendDirect(h *host, env *rollout.Envelope) {
 	to, ok := s.byName[env.To]
 	if !ok {
 		return
 	}
-	m := env.Msg
+	m := &env.Msg
 	if s.kinds != nil {
 		k := m.Kind.String()
 		if m.Kind == rollout.KindGrant && !m.OK {
@@ -322,12 +384,12 @@ func (s *Sim) sendDirect(h *host, env rollout.Envelope) {
 		}
 		s.kinds[k]++
 	}
-	h.bytes += int64(s.size(&m))
+	h.bytes += int64(s.size(m))
 	s.res.Messages++
 	if s.rng.Float64() < s.cfg.Loss || !s.reachable(h, s.hosts[to]) {
 		return
 	}
-	s.push(&event{at: s.now + s.delay(), kind: evDeliver, host: to, msg: &m, gen: s.hosts[to].gen})
+	s.push(event{at: s.now + s.delay(), kind: evDeliver, host: to, msg: m, gen: s.hosts[to].gen})
 }
 
 func (s *Sim) delay() time.Duration {
@@ -338,17 +400,37 @@ func (s *Sim) delay() time.Duration {
 	return d
 }
 
-func (s *Sim) enqueue(h *host, m rollout.Message) {
-	key := strconv.Itoa(int(m.Kind)) + m.From
-	if it := h.qidx[key]; it != nil {
-		it.dead = true // packets in flight keep the old message
+func (s *Sim) enqueue(h *host, m *rollout.Message) {
+	key := bcKey{m.Kind, m.From}
+	author := -1
+	if m.Kind == rollout.KindRow {
+		if id, ok := s.byName[m.From]; ok {
+			author = id
+		}
 	}
-	it := &bcItem{key: key, msg: m, size: s.size(&m), relay: m.From != h.name}
-	h.qidx[key] = it
+	var old *bcItem
+	if author >= 0 {
+		if author >= len(h.rowq) {
+			h.rowq = append(h.rowq, make([]*bcItem, len(s.hosts)-len(h.rowq))...)
+		}
+		old = h.rowq[author]
+	} else {
+		old = h.qidx[key]
+	}
+	if old != nil {
+		old.dead, old.replaced = true, true // packets in flight keep the old message
+	}
+	it := &bcItem{key: key, author: author, msg: m, size: s.size(m), relay: m.From != h.name}
+	s.minItem = min(s.minItem, it.size)
+	if author >= 0 {
+		h.rowq[author] = it
+	} else {
+		h.qidx[key] = it
+	}
 	h.queue = append(h.queue, it)
 	if !h.gossipArmed {
 		h.gossipArmed = true
-		s.push(&event{at: s.now + time.Duration(s.rng.Int64N(int64(s.cfg.Params.GossipInterval))), kind: evGossip, host: h.id, gen: h.gen})
+		s.push(event{at: s.now + time.Duration(s.rng.Int64N(int64(s.cfg.Params.GossipInterval))), kind: evGossip, host: h.id, gen: h.gen})
 	}
 }
 
@@ -366,6 +448,9 @@ func (s *Sim) gossipRound(h *host) {
 		var batch []*rollout.Message
 		size := 0
 		for _, it := range h.queue {
+			if size+s.minItem > 1400 {
+				break // no item fits any more
+			}
 			if it.dead || size+it.size > 1400 {
 				continue
 			}
@@ -374,20 +459,24 @@ func (s *Sim) gossipRound(h *host) {
 			if it.relay && it.sends >= s.relayLimit {
 				it.dead = true
 			}
-			batch = append(batch, &it.msg)
+			batch = append(batch, it.msg)
 		}
 		h.bytes += int64(size + 20)
 		s.res.Messages++
 		if len(batch) > 0 && s.rng.Float64() >= s.cfg.Loss && s.reachable(h, to) {
-			s.push(&event{at: s.now + s.delay(), kind: evDeliver, host: to.id, msgs: batch, gen: to.gen})
+			s.push(event{at: s.now + s.delay(), kind: evDeliver, host: to.id, msgs: batch, gen: to.gen})
 		}
 	}
 	rest := h.queue[:0]
 	for _, it := range h.queue {
 		if it.sends < s.limit && !it.dead {
 			rest = append(rest, it)
-		} else if h.qidx[it.key] == it {
-			delete(h.qidx, it.key)
+		} else if !it.replaced {
+			if it.author >= 0 {
+				h.rowq[it.author] = nil
+			} else {
+				delete(h.qidx, it.key)
+			}
 		}
 	}
 	h.queue = rest
@@ -404,7 +493,7 @@ func (s *Sim) pushPull(h *host) {
 		return
 	}
 	o := cands[s.rng.IntN(len(cands))]
-	a, b := ptrs(h.node.LocalState()), ptrs(o.node.LocalState())
+	a, b := sortedPtrs(h.node.LocalState()), sortedPtrs(o.node.LocalState())
 	for _, m := range a {
 		h.bytes += int64(s.size(m))
 	}
@@ -414,8 +503,8 @@ func (s *Sim) pushPull(h *host) {
 	s.res.Messages += 2
 	if s.rng.Float64() >= s.cfg.Loss {
 		d := s.delay()
-		s.push(&event{at: s.now + d, kind: evDeliver, host: o.id, msgs: a, gen: o.gen})
-		s.push(&event{at: s.now + 2*d, kind: evDeliver, host: h.id, msgs: b, gen: h.gen})
+		s.push(event{at: s.now + d, kind: evDeliver, host: o.id, msgs: a, gen: o.gen})
+		s.push(event{at: s.now + 2*d, kind: evDeliver, host: h.id, msgs: b, gen: h.gen})
 	}
 }
 
@@ -443,7 +532,7 @@ func (s *Sim) decide(h *host, d rollout.Decision) {
 		}
 		dur := time.Duration(float64(s.cfg.HookTime) * (0.8 + 0.4*s.rng.Float64()))
 		ok := s.rng.Float64() >= s.cfg.HookFailRate
-		s.push(&event{at: s.now + dur, kind: evFinish, host: h.id, gen: h.runGen, ok: ok, dep: d.Deployment})
+		s.push(event{at: s.now + dur, kind: evFinish, host: h.id, gen: h.runGen, ok: ok, dep: d.Deployment})
 	case rollout.DecideFence:
 		if h.running == d.Deployment {
 			h.fence = s.virtual(h, d.Fence)
@@ -452,7 +541,7 @@ func (s *Sim) decide(h *host, d rollout.Decision) {
 		if h.running == d.Deployment {
 			h.running = ""
 			h.runGen++
-			s.push(&event{at: s.now, kind: evAbortDone, host: h.id, gen: h.gen, dep: d.Deployment})
+			s.push(event{at: s.now, kind: evAbortDone, host: h.id, gen: h.gen, dep: d.Deployment})
 		}
 	}
 }
@@ -510,23 +599,23 @@ func (s *Sim) scheduleFaults() {
 	at := func() time.Duration { return 5*time.Second + time.Duration(s.rng.Int64N(int64(est))) }
 	if s.cfg.Crashes {
 		for i, k := 0, max(2, n/25); i < k; i++ {
-			s.push(&event{at: at(), kind: evCrash, host: -1})
+			s.push(event{at: at(), kind: evCrash, host: -1})
 		}
 	}
 	if s.cfg.Partitions {
 		for i, k := 0, 1+s.rng.IntN(2); i < k; i++ {
-			s.push(&event{at: at(), kind: evPartition, host: i})
+			s.push(event{at: at(), kind: evPartition, host: i})
 		}
 	}
 	if s.cfg.Permanent {
-		s.push(&event{at: at(), kind: evPartition, host: -1})
+		s.push(event{at: at(), kind: evPartition, host: -1})
 	}
 	if s.cfg.Joins {
 		for i, k := 0, max(1, n/30); i < k; i++ {
-			s.push(&event{at: at(), kind: evJoin, host: -1})
+			s.push(event{at: at(), kind: evJoin, host: -1})
 		}
 		for i, k := 0, max(1, n/50); i < k; i++ {
-			s.push(&event{at: at(), kind: evLeave, host: -1})
+			s.push(event{at: at(), kind: evLeave, host: -1})
 		}
 	}
 }
@@ -534,11 +623,11 @@ func (s *Sim) scheduleFaults() {
 // membership tells observers, after detection delays, what became of targets.
 func (s *Sim) membership(targets, observers []int, down bool) {
 	if down {
-		s.push(&event{at: s.now + s.cfg.Params.ProbeInterval, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachSuspect})
-		s.push(&event{at: s.now + s.cfg.Params.ProbeInterval + s.tsusp, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachDead})
+		s.push(event{at: s.now + s.cfg.Params.ProbeInterval, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachSuspect})
+		s.push(event{at: s.now + s.cfg.Params.ProbeInterval + s.tsusp, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachDead})
 		return
 	}
-	s.push(&event{at: s.now + s.jitter(2*s.cfg.Params.ProbeInterval), kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachAlive})
+	s.push(event{at: s.now + s.jitter(2*s.cfg.Params.ProbeInterval), kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachAlive})
 }
 
 func (s *Sim) others(h *host) []int {
@@ -565,11 +654,11 @@ func (s *Sim) crash(h *host) {
 	h.runGen++
 	h.up = false
 	h.gen++
-	h.queue, h.qidx = nil, map[string]*bcItem{}
+	h.queue, h.qidx, h.rowq = nil, map[bcKey]*bcItem{}, nil
 	s.membership([]int{h.id}, s.others(h), true)
 	// restart after a short or a long outage (longer than the lease)
 	d := time.Second + time.Duration(s.rng.Int64N(int64(3*s.timing.Lease)))
-	s.push(&event{at: s.now + d, kind: evRestart, host: h.id})
+	s.push(event{at: s.now + d, kind: evRestart, host: h.id})
 }
 
 func (s *Sim) partition(idx int) {
@@ -603,7 +692,7 @@ func (s *Sim) partition(idx int) {
 	s.membership(a, b, true)
 	if idx >= 0 {
 		d := 5*time.Second + time.Duration(s.rng.Int64N(int64(60*time.Second)))
-		s.push(&event{at: s.now + d, kind: evHeal})
+		s.push(event{at: s.now + d, kind: evHeal})
 	} else {
 		s.permanent = true
 		s.res.Faults["partition-permanent"]++
@@ -635,14 +724,16 @@ func (s *Sim) heal() {
 
 func (s *Sim) loop() {
 	lastCheck := time.Duration(0)
-	for s.ev.Len() > 0 {
-		e := heap.Pop(&s.ev).(*event)
+	for len(s.ev) > 0 {
+		e := s.ev.pop()
 		if e.at > s.cfg.MaxTime {
 			break
 		}
 		s.now = e.at
 		s.res.Events++
 		s.step(e)
+		*e = event{}
+		s.free = append(s.free, e)
 		if s.now-lastCheck >= time.Second {
 			lastCheck = s.now
 			if s.settled() {
@@ -683,8 +774,8 @@ func (s *Sim) settled() bool {
 			return false
 		}
 	}
-	for _, e := range s.ev {
-		if e.kind == evCrash || e.kind == evRestart || e.kind == evJoin || e.kind == evLeave || e.kind == evPartition || e.kind == evHeal || e.kind == evDesired {
+	for _, r := range s.ev {
+		if e := r.e; e.kind == evCrash || e.kind == evRestart || e.kind == evJoin || e.kind == evLeave || e.kind == evPartition || e.kind == evHeal || e.kind == evDesired {
 			return false
 		}
 	}
@@ -721,7 +812,7 @@ func (s *Sim) step(e *event) {
 		}
 		s.gossipRound(h)
 		if len(h.queue) > 0 {
-			s.push(&event{at: s.now + s.cfg.Params.GossipInterval, kind: evGossip, host: h.id, gen: h.gen})
+			s.push(event{at: s.now + s.cfg.Params.GossipInterval, kind: evGossip, host: h.id, gen: h.gen})
 		} else {
 			h.gossipArmed = false
 		}
@@ -732,7 +823,7 @@ func (s *Sim) step(e *event) {
 		}
 		s.pushPull(h)
 		s.flush(h)
-		s.push(&event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
+		s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
 	case evFinish:
 		h := s.hosts[e.host]
 		if !h.up || e.gen != h.runGen || h.running != e.dep {
@@ -791,7 +882,7 @@ func (s *Sim) step(e *event) {
 		s.ghosts = slices.DeleteFunc(s.ghosts, func(g ghost) bool { return g.host == h.id })
 		s.startHost(h, false)
 		if h.node.Row().Revision != s.desired.Revision {
-			s.push(&event{at: s.now + time.Second, kind: evDesired, host: h.id})
+			s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
 		}
 		s.membership([]int{h.id}, s.others(h), false)
 	case evPartition:
@@ -810,7 +901,7 @@ func (s *Sim) step(e *event) {
 			h.side = s.rng.IntN(2)
 		}
 		s.startHost(h, false)
-		s.push(&event{at: s.now + time.Second, kind: evDesired, host: h.id})
+		s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
 		s.membership([]int{h.id}, s.others(h), false)
 	case evLeave:
 		var cands []*host
@@ -827,7 +918,7 @@ func (s *Sim) step(e *event) {
 		obs := s.others(h)
 		h.up, h.joined = false, false
 		h.gen++
-		s.push(&event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
+		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
 	case evDesired:
 		h := s.hosts[e.host]
 		if !h.up {
@@ -853,10 +944,18 @@ func (s *Sim) Dump() string {
 	return string(b)
 }
 
-func ptrs(ms []rollout.Message) []*rollout.Message {
+// sortedPtrs orders a push-pull state by author (the node produces it in map
+// order), so that a seed always replays the same run.
+func sortedPtrs(ms []rollout.Message) []*rollout.Message {
 	out := make([]*rollout.Message, len(ms))
 	for i := range ms {
 		out[i] = &ms[i]
 	}
+	slices.SortFunc(out, func(a, b *rollout.Message) int {
+		if c := cmp.Compare(a.From, b.From); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Kind, b.Kind)
+	})
 	return out
 }
