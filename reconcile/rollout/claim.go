@@ -134,7 +134,7 @@ func (n *Node) claimRound(now time.Duration) {
 	}
 	m := Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
 	if n.isMember && slices.Contains(c.voters, n.cfg.Host) {
-		g := n.grant(now, n.cfg.Host, m)
+		g := n.grant(now, n.cfg.Host, &m)
 		g.From = n.cfg.Host
 		n.onGrant(now, g)
 		if n.claim != c {
@@ -154,7 +154,7 @@ func (n *Node) sendTo(hosts []string, m Message) {
 }
 
 // grant applies the voter rule to a claim and returns the reply.
-func (n *Node) grant(now time.Duration, from string, m Message) Message {
+func (n *Node) grant(now time.Duration, from string, m *Message) Message {
 	reply := Message{Kind: KindGrant, Epoch: n.st.Roster.Epoch, Slot: m.Slot, Claim: m.Claim, Round: m.Round, Revision: m.Revision, Attempt: m.Attempt}
 	if m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt && len(n.failed) > 0 {
 		for h := range n.failed {
@@ -215,7 +215,7 @@ func (n *Node) releasedBy(host string) (released uint64, ok bool) {
 	return 0, false
 }
 
-func (n *Node) onClaim(now time.Duration, m Message) {
+func (n *Node) onClaim(now time.Duration, m *Message) {
 	n.send(m.From, n.grant(now, m.From, m))
 }
 
@@ -318,7 +318,7 @@ func (n *Node) flushRelease() {
 	n.sendTo(n.pendingVoters, *m)
 }
 
-func (n *Node) onRelease(now time.Duration, m Message) {
+func (n *Node) onRelease(now time.Duration, m *Message) {
 	if m.Row.Host == m.From && m.Row.Seq != 0 {
 		n.onRow(now, &Message{Kind: KindRow, App: m.App, From: m.From, Row: m.Row})
 	}

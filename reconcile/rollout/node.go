@@ -374,7 +374,12 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 }
 
 // Receive feeds a message from a peer.
-func (n *Node) Receive(now time.Duration, m Message) {
+func (n *Node) Receive(now time.Duration, m Message) { n.ReceiveRef(now, &m) }
+
+// ReceiveRef is Receive without copying the message, for a caller that hands
+// one message to many nodes (the simulator). The node neither modifies nor
+// keeps *m.
+func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	if m.App != n.cfg.App || m.From == n.cfg.Host {
 		return
 	}
@@ -383,29 +388,29 @@ func (n *Node) Receive(now time.Duration, m Message) {
 	}
 	switch m.Kind {
 	case KindRow:
-		n.onRow(now, &m)
+		n.onRow(now, m)
 	case KindFlag:
 		if m.Flag.newer(n.flag) {
 			n.flag = m.Flag
-			n.out.Broadcast = append(n.out.Broadcast, m)
+			n.out.Broadcast = append(n.out.Broadcast, *m)
 		}
 	case KindClaim:
 		n.onClaim(now, m)
 	case KindGrant:
-		n.onGrant(now, m)
+		n.onGrant(now, *m)
 	case KindRelease:
 		n.onRelease(now, m)
 	case KindPrepare:
-		n.onPrepare(now, m)
+		n.onPrepare(now, *m)
 	case KindPromise:
-		n.onPromise(now, m)
+		n.onPromise(now, *m)
 	case KindAccept:
-		n.onAccept(now, m)
+		n.onAccept(now, *m)
 	case KindAccepted:
 	case KindRosterReq:
 		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
 	case KindRosterResp:
-		n.onRosterResp(now, m)
+		n.onRosterResp(now, *m)
 	}
 	n.evaluate(now)
 }

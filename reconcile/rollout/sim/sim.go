@@ -799,10 +799,10 @@ func (s *Sim) step(e *event) {
 		}
 		now := s.local(h)
 		if e.msg != nil {
-			h.node.Receive(now, *e.msg)
+			h.node.ReceiveRef(now, e.msg)
 		}
 		for _, m := range e.msgs {
-			h.node.Receive(now, *m)
+			h.node.ReceiveRef(now, m)
 		}
 		s.flush(h)
 	case evGossip:
