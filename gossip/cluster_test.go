@@ -788,8 +788,8 @@ func TestKeyRotation(t *testing.T) {
 // TestPartition cuts five hosts into two and three with a transport that
 // drops packets and refuses streams between the sides: the minority never
 // starts while the majority rolls out; after the heal the minority takes its
-// turn. (Partitions with network namespaces come with the daemon's
-// end-to-end tests.)
+// turn. (The same with real agent processes in network namespaces:
+// cmd/drover TestFleetPartitionNetns.)
 func TestPartition(t *testing.T) {
 	checkGoroutines(t)
 	f := newFleet(t)

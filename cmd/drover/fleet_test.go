@@ -31,6 +31,7 @@ type fleet struct {
 	timeline string // every host's hooks append "TIME HOST REVISION EVENT start|end" here
 	keyFile  string
 	agents   []*agentProc
+	lab      *netLab // nil: every agent on 127.0.0.1
 }
 
 type agentProc struct {
@@ -44,11 +45,25 @@ const fleetApp = "hello"
 
 func newFleet(t *testing.T, n int, strategy string) *fleet {
 	t.Helper()
+	return newFleetIn(t, n, strategy, nil)
+}
+
+// newFleetIn starts the fleet with agent i in lab's namespace i (nil: all
+// on 127.0.0.1). In namespaces the agents share the filesystem but not
+// the network, so they read the release branch over file://; the git
+// server of the loopback fleet would be out of reach, and the test is
+// about the gossip network, not the source.
+func newFleetIn(t *testing.T, n int, strategy string, lab *netLab) *fleet {
+	t.Helper()
 	gittest.Need(t)
-	f := &fleet{t: t, dir: t.TempDir()}
+	f := &fleet{t: t, dir: t.TempDir(), lab: lab}
 	f.repo = gittest.NewRepo(t, "release")
-	d := gittest.StartDaemon(t, f.repo.Base)
-	f.gitURL = d.URL(f.repo.Name)
+	if lab != nil {
+		f.gitURL = f.repo.FileURL()
+	} else {
+		d := gittest.StartDaemon(t, f.repo.Base)
+		f.gitURL = d.URL(f.repo.Name)
+	}
 	f.timeline = filepath.Join(f.dir, "timeline")
 	f.keyFile = filepath.Join(f.dir, "gossip.key")
 	if err := os.WriteFile(f.keyFile, []byte(base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))+"\n"), 0o600); err != nil {
@@ -60,12 +75,15 @@ func newFleet(t *testing.T, n int, strategy string) *fleet {
 	var seed string
 	for i := 0; i < n; i++ {
 		a := &agentProc{name: fmt.Sprintf("h%d", i+1), dir: filepath.Join(f.dir, fmt.Sprintf("h%d", i+1))}
-		bind := gittest.FreeAddr(t)
+		bind, metrics := gittest.FreeAddr(t), gittest.FreeAddr(t)
+		if lab != nil {
+			bind, metrics = lab.addrs[i]+":7946", "127.0.0.1:9947"
+		}
 		if i == 0 {
 			seed = bind
 		}
 		a.socket = filepath.Join(a.dir, "drover.sock")
-		a.metrics = gittest.FreeAddr(t)
+		a.metrics = metrics
 		a.cfg = filepath.Join(a.dir, "drover.yaml")
 		a.logPath = filepath.Join(a.dir, "agent.log")
 		for _, sub := range []string{"state", "root"} {
@@ -146,7 +164,12 @@ func (f *fleet) start(i int) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	a.cmd = exec.Command(droverBin, "agent", "--config", a.cfg, "--log-level", "debug", "--shutdown-grace", "5s")
+	args := []string{"agent", "--config", a.cfg, "--log-level", "debug", "--shutdown-grace", "5s"}
+	if f.lab != nil {
+		a.cmd = f.lab.command(i, droverBin, args...)
+	} else {
+		a.cmd = exec.Command(droverBin, args...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := a.cmd.Start(); err != nil {

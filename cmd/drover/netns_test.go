@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// netLab gives each host of a test fleet its own network namespace, the
+// way DESIGN.md §13 asks partitions to be made: every host namespace has an
+// eth0 (10.213.0.N/24, addresses that exist only inside these namespaces)
+// whose veth peer sits in a hub namespace, on bridge br0. A partition moves
+// one side's veth peers to a second bridge, br1: the sides are cut from each
+// other at layer 2 (packets are dropped, connections time out) while hosts
+// on one side still talk among themselves. Healing moves them back. Nothing
+// is touched in the test's own namespace but the veth pairs, which live
+// there only for the instant before they are moved.
+type netLab struct {
+	t     *testing.T
+	hub   string   // the hub namespace
+	hosts []string // host i's namespace
+	peers []string // host i's veth peer, in the hub
+	addrs []string // host i's address
+}
+
+// needNetns skips unless this process can make network namespaces (root
+// and iproute2's ip); CI runs as root with iproute2 installed, so it runs.
+func needNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("network namespaces need iproute2's ip (apt-get install iproute2)")
+	}
+}
+
+func newNetLab(t *testing.T, n int) *netLab {
+	t.Helper()
+	needNetns(t)
+	// Names are per test process, so parallel test binaries never collide;
+	// interface names must stay within 15 bytes.
+	id := os.Getpid() % 100000
+	l := &netLab{t: t, hub: fmt.Sprintf("drv%d-hub", id)}
+	for i := 0; i < n; i++ {
+		l.hosts = append(l.hosts, fmt.Sprintf("drv%d-h%d", id, i+1))
+		l.peers = append(l.peers, fmt.Sprintf("dv%dh%d", id, i+1))
+		l.addrs = append(l.addrs, fmt.Sprintf("10.213.0.%d", i+1))
+	}
+	l.cleanup() // leftovers of a killed run with the same pid
+	t.Cleanup(l.cleanup)
+	l.ip("netns", "add", l.hub)
+	l.ip("-n", l.hub, "link", "set", "lo", "up")
+	for _, br := range []string{"br0", "br1"} {
+		l.ip("-n", l.hub, "link", "add", br, "type", "bridge")
+		l.ip("-n", l.hub, "link", "set", br, "up")
+	}
+	for i := range l.hosts {
+		ns, peer, tmp := l.hosts[i], l.peers[i], fmt.Sprintf("dp%dh%d", id, i+1)
+		l.ip("netns", "add", ns)
+		l.ip("link", "add", peer, "type", "veth", "peer", "name", tmp)
+		l.ip("link", "set", tmp, "netns", ns)
+		l.ip("-n", ns, "link", "set", tmp, "name", "eth0")
+		l.ip("-n", ns, "addr", "add", l.addrs[i]+"/24", "dev", "eth0")
+		l.ip("-n", ns, "link", "set", "eth0", "up")
+		l.ip("-n", ns, "link", "set", "lo", "up")
+		l.ip("link", "set", peer, "netns", l.hub)
+		l.ip("-n", l.hub, "link", "set", peer, "master", "br0")
+		l.ip("-n", l.hub, "link", "set", peer, "up")
+	}
+	return l
+}
+
+func (l *netLab) ip(args ...string) {
+	l.t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		l.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// cleanup deletes the namespaces; the veth pairs go with them.
+func (l *netLab) cleanup() {
+	for _, ns := range append([]string{l.hub}, l.hosts...) {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// partition cuts the hosts in side from the others.
+func (l *netLab) partition(side map[int]bool) {
+	l.t.Helper()
+	for i, peer := range l.peers {
+		br := "br0"
+		if side[i] {
+			br = "br1"
+		}
+		l.ip("-n", l.hub, "link", "set", peer, "master", br)
+	}
+}
+
+// heal puts every host back on one bridge.
+func (l *netLab) heal() { l.partition(nil) }
+
+// command runs name with args inside host i's namespace. `ip netns exec`
+// execs the program (it does not stay as a parent), so the process is the
+// program itself and a SIGKILL reaches it.
+func (l *netLab) command(i int, name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", l.hosts[i], name}, args...)...)
+}
