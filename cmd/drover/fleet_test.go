@@ -24,7 +24,7 @@ import (
 // config, state directory and root, watching one real git server. It is
 // the end-to-end harness of DESIGN.md §13.
 type fleet struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	repo     *gittest.Repo
 	gitURL   string
@@ -43,19 +43,35 @@ type agentProc struct {
 
 const fleetApp = "hello"
 
-func newFleet(t *testing.T, n int, strategy string) *fleet {
+func newFleet(t testing.TB, n int, strategy string) *fleet {
 	t.Helper()
-	return newFleetIn(t, n, strategy, nil)
+	return newFleetWith(t, n, strategy, fleetOpts{})
 }
 
-// newFleetIn starts the fleet with agent i in lab's namespace i (nil: all
-// on 127.0.0.1). In namespaces the agents share the filesystem but not
-// the network, so they read the release branch over file://; the git
-// server of the loopback fleet would be out of reach, and the test is
-// about the gossip network, not the source.
-func newFleetIn(t *testing.T, n int, strategy string, lab *netLab) *fleet {
+// fleetOpts changes how the fleet runs.
+type fleetOpts struct {
+	// lab puts agent i in lab's namespace i (nil: all on 127.0.0.1). In
+	// namespaces the agents share the filesystem but not the network, so
+	// they read the release branch over file://: the git server of the
+	// loopback fleet would be out of reach, and such tests are about the
+	// gossip network, not the source.
+	lab *netLab
+	// profile is cluster.profile; "" is local, the fast timing for one machine.
+	profile string
+	// poll is the application's poll_interval; "" is 2s.
+	poll string
+}
+
+func newFleetWith(t testing.TB, n int, strategy string, o fleetOpts) *fleet {
 	t.Helper()
 	gittest.Need(t)
+	if o.profile == "" {
+		o.profile = "local"
+	}
+	if o.poll == "" {
+		o.poll = "2s"
+	}
+	lab := o.lab
 	f := &fleet{t: t, dir: t.TempDir(), lab: lab}
 	f.repo = gittest.NewRepo(t, "release")
 	if lab != nil {
@@ -100,7 +116,7 @@ cluster:
   bind: %s
   join: [%s]
   encrypt_key_file: %s
-  profile: local
+  profile: %s
 api:
   socket: %s
   metrics_listen: %s
@@ -108,10 +124,10 @@ systemd: off
 applications:
   - name: %s
     group: web
-    poll_interval: 2s
+    poll_interval: %s
     source:
       git: {url: %q, branch: release, path: app}
-`, a.name, filepath.Join(a.dir, "state"), filepath.Join(a.dir, "root"), bind, seed, f.keyFile, a.socket, a.metrics, fleetApp, f.gitURL)
+`, a.name, filepath.Join(a.dir, "state"), filepath.Join(a.dir, "root"), bind, seed, f.keyFile, o.profile, a.socket, a.metrics, fleetApp, o.poll, f.gitURL)
 		if err := os.WriteFile(a.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}

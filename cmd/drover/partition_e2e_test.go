@@ -17,7 +17,7 @@ import (
 func TestFleetPartitionNetns(t *testing.T) {
 	const n = 5
 	lab := newNetLab(t, n)
-	f := newFleetIn(t, n, "one-at-a-time", lab)
+	f := newFleetWith(t, n, "one-at-a-time", fleetOpts{lab: lab})
 	f.waitFor(0, 90*time.Second, "v1 everywhere", allOn(n, "v1"))
 
 	minority := map[int]bool{0: true, 3: true}
