@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -179,15 +180,30 @@ func (d *Daemon) Stop() {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago, for servers that cannot be told to pick one.
+// ago, for servers that cannot be told to pick one. The IP is a random one
+// of 127.0.0.0/8, not 127.0.0.1: between this check and the server's bind,
+// any process's outgoing loopback connection can take a port of
+// 127.0.0.1 (the kernel picks that source address for every 127.x
+// destination), and in CI one did take a test agent's. On an address of
+// its own, only a listener on the same address or the wildcard can.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 10 {
+		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.IntN(150), 1+rand.IntN(254), 1+rand.IntN(254))
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// memberlist binds UDP on the same port as TCP.
+		if u, err := net.ListenPacket("udp", addr); err == nil {
+			u.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback address found")
+	return ""
 }
 
 // WaitListening waits until addr accepts connections, failing the test
