@@ -108,6 +108,9 @@ type Node struct {
 	bakeFrom  time.Duration // 0: canary step not complete in view
 	retries   int
 
+	freshFails     int           // a fresh host's failed slotless installs in a row
+	freshNotBefore time.Duration // and when it may try again
+
 	prop           *proposal
 	wantSince      time.Duration
 	nextHouse      time.Duration
@@ -339,6 +342,12 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	case run.slotless:
 		if ok {
 			r.Previous, r.Installed = r.Installed, run.rev
+			n.freshFails = 0
+		} else {
+			// Try again, but not in a loop: a bundle that fails on this
+			// host would otherwise be redeployed back to back.
+			n.freshFails++
+			n.freshNotBefore = now + freshBackoff(n.t, n.freshFails)
 		}
 		if r.Installed == r.Revision {
 			r.Phase = PhaseSucceeded
@@ -612,6 +621,9 @@ func (n *Node) evaluate(now time.Duration) {
 	}
 	me := &n.self.row
 	if me.Installed == "" {
+		if now < n.freshNotBefore {
+			return // backing off after a failed install
+		}
 		if rev := n.lastGood(); rev != "" {
 			n.startRun(now, &runState{rev: rev, attempt: n.tgt.attempt, slotless: true}, Decision{Slotless: true})
 		}
@@ -723,19 +735,26 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	n.writeRow(now)
 }
 
+// freshBackoff is how long a fresh host waits after its fails-th failed
+// install in a row: the claim timeout doubled each time, at most 5 minutes.
+func freshBackoff(t Timing, fails int) time.Duration {
+	return min(t.ClaimTimeout<<min(fails, 20), 5*time.Minute)
+}
+
 // lastGood is the revision a fresh host installs without a slot: the target
 // when its rollout is not under way (or nobody has anything), otherwise the
-// revision most hosts have installed.
+// revision most hosts have installed. Only hosts that have something
+// installed say whether a rollout is under way: a fresh host's row is
+// "waiting" for the target while it installs without a slot, and if that
+// counted, fresh hosts of a new group would wait for each other forever.
 func (n *Node) lastGood() string {
 	counts := map[string]int{}
 	inFlight := false
 	for _, p := range n.peers {
-		if p == n.self || !p.hasRow {
+		if p == n.self || !p.hasRow || p.row.Installed == "" {
 			continue
 		}
-		if p.row.Installed != "" {
-			counts[p.row.Installed]++
-		}
+		counts[p.row.Installed]++
 		if p.row.Revision == n.tgt.rev && (p.row.Phase == PhaseWaiting || p.row.Phase.Running() || p.row.Phase == PhaseFailed) {
 			inFlight = true
 		}
@@ -851,6 +870,7 @@ func (n *Node) NextWake() time.Duration {
 	}
 	if n.claim == nil && n.run == nil {
 		lower(n.notBefore)
+		lower(n.freshNotBefore)
 		if n.bakeFrom > 0 {
 			lower(n.bakeFrom + n.st.Desired.Deployment.Bake)
 		}

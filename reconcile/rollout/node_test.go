@@ -264,6 +264,70 @@ func TestFreshHostInstallsAtOnceWithoutSlot(t *testing.T) {
 	}
 }
 
+// TestFreshHostsDoNotBlockEachOther: in a new group some hosts learn the
+// first revision before others and install it; the late ones must install
+// it too, without a slot, even while other fresh hosts are still at it.
+// (A fresh host's row is "waiting" for the target while it installs; read
+// as a rollout in flight, it made every late fresh host wait for a "last
+// good" revision that did not exist, forever: seen with 20 real agents.)
+func TestFreshHostsDoNotBlockEachOther(t *testing.T) {
+	w := newNet(t, 6, "")
+	d := desired(manifest.OneAtATime)
+	early := func(hs ...string) {
+		for _, h := range hs {
+			w.nodes[h].SetDesired(w.now, d)
+		}
+		w.flush()
+	}
+	early("h0", "h1")
+	w.advance(100 * time.Millisecond)
+	w.finish("h0", true) // h0 has r2; h1 is still installing it
+	early("h2", "h3", "h4", "h5")
+	w.advance(100 * time.Millisecond)
+	for _, h := range []string{"h1", "h2", "h3", "h4", "h5"} {
+		r, ok := w.running[h]
+		if !ok {
+			t.Errorf("fresh host %s is not installing r2: %+v", h, w.nodes[h].Row())
+			continue
+		}
+		if !r.Slotless || r.Revision != "r2" {
+			t.Errorf("fresh host %s runs %+v, want r2 without a slot", h, r)
+		}
+	}
+}
+
+// TestFreshHostBacksOffAfterAFailedInstall: a fresh host whose install
+// fails tries again after a growing backoff, not back to back.
+func TestFreshHostBacksOffAfterAFailedInstall(t *testing.T) {
+	w := newNet(t, 3, "")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(100 * time.Millisecond)
+	w.finish("h1", true)
+	w.finish("h2", true)
+	var gaps []time.Duration
+	for i := 1; i <= 4; i++ {
+		w.finish("h0", false)
+		failedAt := w.now
+		for deadline := w.now + 10*time.Second; w.running["h0"].Deployment == "" && w.now < deadline; {
+			w.advance(10 * time.Millisecond)
+		}
+		if _, ok := w.running["h0"]; !ok {
+			t.Fatalf("failure %d: h0 did not try again within 10s", i)
+		}
+		gaps = append(gaps, w.now-failedAt)
+		if want := freshBackoff(testTiming, i); gaps[i-1] < want {
+			t.Errorf("failure %d: retried after %s, want at least %s", i, gaps[i-1], want)
+		}
+	}
+	if !(gaps[0] < gaps[1] && gaps[1] < gaps[2] && gaps[2] < gaps[3]) {
+		t.Errorf("retry gaps %v do not grow", gaps)
+	}
+	w.finish("h0", true)
+	if r := w.nodes["h0"].Row(); r.Installed != "r2" {
+		t.Errorf("h0 after the retry: %+v", r)
+	}
+}
+
 func TestCutOffHolderAbortsBeforeItsLeaseExpires(t *testing.T) {
 	w := newNet(t, 5, "r1")
 	w.setDesired(desired(manifest.OneAtATime))

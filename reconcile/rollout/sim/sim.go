@@ -37,8 +37,12 @@ type Config struct {
 	Permanent    bool          // one partition never heals (completion not expected)
 	Crashes      bool          // crashes and restarts, some longer than the lease
 	Joins        bool          // fresh hosts join, some hosts leave gracefully
-	Params       rollout.MemberlistParams
-	MaxTime      time.Duration // give up after this much virtual time (default 4h)
+	// FreshGroup starts every host with nothing installed (a new group
+	// whose roster formed, A4): each installs r2 without a slot when its
+	// poll sees it, whatever the others are doing.
+	FreshGroup bool
+	Params     rollout.MemberlistParams
+	MaxTime    time.Duration // give up after this much virtual time (default 4h)
 }
 
 // Result is the outcome of one seeded run.
@@ -282,6 +286,9 @@ func Run(cfg Config, seed uint64) Result {
 			Roster:  rollout.Roster{Epoch: 1, Members: names},
 			Row:     rollout.Row{Installed: "r1", Revision: "r1", Phase: rollout.PhaseSucceeded},
 			Desired: rollout.Desired{Revision: "r1", ManifestID: "m1", Deployment: cfg.Deployment}, HaveDesired: true,
+		}
+		if cfg.FreshGroup {
+			st = rollout.Persisted{Roster: rollout.Roster{Epoch: 1, Members: names}}
 		}
 		h := s.addHost(hostName(i), st)
 		s.startHost(h, true)

@@ -44,6 +44,9 @@ func scenario(i int) Config {
 	if i%5 == 0 {
 		c.HookFailRate = 0.03
 	}
+	if i%13 == 6 {
+		c.FreshGroup = true // a new group's first revision: every host installs it without a slot
+	}
 	if i%11 == 5 {
 		c.Permanent = true
 		c.MaxTime = 10 * time.Minute // P1/P3 only; it cannot complete
