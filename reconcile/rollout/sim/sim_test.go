@@ -35,7 +35,7 @@ func scenario(i int) Config {
 	}
 	hosts := sizes[i/len(deps)%4]
 	if d.Strategy == manifest.OneAtATime {
-		hosts = []int{9, 15, 21, 30}[i/len(deps)%4] // one at a time over 200 hosts is long, not harder
+		hosts = []int{50, 60, 80, 100}[i/len(deps)%4] // one at a time over 200 hosts is long, not harder
 	}
 	c := Config{MaxTime: 30 * time.Minute,
 		Hosts: hosts, Deployment: d, HookTime: 4 * time.Second,
