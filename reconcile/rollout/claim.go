@@ -18,18 +18,26 @@ type lock struct {
 
 // claimState is the holder's side of one claim.
 type claimState struct {
-	slot      uint32
-	id        uint64
-	epoch     uint64
-	lease     time.Duration
-	need      int
-	members   int
-	round     uint64
-	sent      map[uint64]time.Duration // round → local send time
-	valid     map[string]uint64        // voter → latest round it granted
-	perRound  map[uint64]int           // round → voters whose latest grant is of that round
-	validity  time.Duration            // a round's grants are certainly valid this long after its send
-	refused   map[string]bool          // refusals in the current round
+	slot     uint32
+	id       uint64
+	epoch    uint64
+	lease    time.Duration
+	need     int
+	members  int
+	round    uint64
+	sent     map[uint64]time.Duration // round → local send time
+	valid    map[string]uint64        // voter → latest round it granted
+	perRound map[uint64]int           // round → voters whose latest grant is of that round
+	validity time.Duration            // a round's grants are certainly valid this long after its send
+	refused  map[string]bool          // refusals in the current round
+	// A refusal that names a holder whose row here shows it released the
+	// slot is most likely stale: the holder's Release and row are still on
+	// their way to that voter. Such a voter is asked again once, a moment
+	// later, in the same round, instead of counting against the claim
+	// (which would abandon it and back off for a claim timeout or more).
+	rechecked map[string]bool // voters already asked again this round
+	recheckTo []string        // voters to ask again at recheckAt
+	recheckAt time.Duration   // 0: none pending
 	acquired  bool
 	deadline  time.Duration // end of the current round while not acquired
 	nextRenew time.Duration
@@ -88,8 +96,9 @@ func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev str
 		slot: slot, id: n.nextClaimID(), epoch: n.st.Roster.Epoch, lease: n.t.Lease,
 		need: n.need, members: len(n.st.Roster.Members),
 		sent: map[uint64]time.Duration{}, valid: map[string]uint64{}, perRound: map[uint64]int{}, refused: map[string]bool{},
-		validity: n.t.holderValidity(n.t.Lease),
-		rollback: rollback, rev: rev,
+		rechecked: map[string]bool{},
+		validity:  n.t.holderValidity(n.t.Lease),
+		rollback:  rollback, rev: rev,
 	}
 	c.voters = n.claimVoters(c.id)
 	n.claim = c
@@ -129,10 +138,12 @@ func (n *Node) claimRound(now time.Duration) {
 		}
 	}
 	clear(c.refused)
+	clear(c.rechecked)
+	c.recheckTo, c.recheckAt = c.recheckTo[:0], 0
 	if !c.acquired {
 		c.deadline = now + n.t.ClaimTimeout
 	}
-	m := Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
+	m := n.claimMessage(c)
 	if n.isMember && slices.Contains(c.voters, n.cfg.Host) {
 		g := n.grant(now, n.cfg.Host, &m)
 		g.From = n.cfg.Host
@@ -142,6 +153,26 @@ func (n *Node) claimRound(now time.Duration) {
 		}
 	}
 	n.sendTo(c.voters, m)
+}
+
+// claimMessage is the Claim of c's current round.
+func (n *Node) claimMessage(c *claimState) Message {
+	return Message{Kind: KindClaim, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Round: c.round, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Lease: c.lease}
+}
+
+// recheckDelay is how long a claimant waits before asking again a voter
+// whose refusal looked stale: long enough for a release in flight on a LAN
+// to land, short against the claim timeout.
+func (t Timing) recheckDelay() time.Duration { return t.ClaimTimeout / 50 }
+
+// staleRefusal reports whether refusal m names a holder whose row, as held
+// here, no longer holds c's slot.
+func (n *Node) staleRefusal(m *Message, c *claimState) bool {
+	if m.Holder == "" || m.Holder == n.cfg.Host {
+		return false
+	}
+	p := n.peers[m.Holder]
+	return p != nil && p.hasRow && (p.row.Claim == 0 || p.row.Slot != c.slot)
 }
 
 func (n *Node) sendTo(hosts []string, m Message) {
@@ -249,7 +280,15 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 			c.perRound[m.Round]++
 		}
 	} else if m.Round == c.round {
-		c.refused[m.From] = true
+		if !c.acquired && !c.rechecked[m.From] && n.staleRefusal(&m, c) {
+			c.rechecked[m.From] = true
+			c.recheckTo = append(c.recheckTo, m.From)
+			if c.recheckAt == 0 {
+				c.recheckAt = now + n.t.recheckDelay()
+			}
+		} else {
+			c.refused[m.From] = true
+		}
 	}
 	if !c.acquired {
 		if c.holdUntil() > now {
@@ -341,6 +380,13 @@ func (n *Node) tickClaim(now time.Duration) {
 	if !c.acquired {
 		if now >= c.deadline {
 			n.abandonClaim(now)
+			return
+		}
+		if c.recheckAt != 0 && now >= c.recheckAt {
+			// The same round again: a grant still counts from the round's
+			// first send, so nothing about validity changes (§3).
+			n.sendTo(c.recheckTo, n.claimMessage(c))
+			c.recheckTo, c.recheckAt = c.recheckTo[:0], 0
 		}
 		return
 	}

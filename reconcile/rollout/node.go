@@ -866,6 +866,9 @@ func (n *Node) NextWake() time.Duration {
 			lower(c.holdUntil())
 		} else {
 			lower(c.deadline)
+			if c.recheckAt != 0 {
+				lower(c.recheckAt)
+			}
 		}
 	}
 	if n.claim == nil && n.run == nil {
