@@ -178,6 +178,7 @@ type deployment struct {
 	prev *Record // last successful deployment, nil on a first deployment
 
 	bundleDir string           // unpacked new revision, set by DownloadBundle
+	unsynced  []string         // file systems Install wrote to, flushed before success is recorded
 	spec      *appspec.AppSpec // its appspec
 	prevSpec  *appspec.AppSpec // the previous revision's, loaded on first use
 	prevErr   error
@@ -274,11 +275,20 @@ func (d *deployment) finish(err error) (*Record, error) {
 			d.rec.FailedEvent = string(ee.Event)
 		}
 	} else {
+		// The installed files are flushed here, at the commit point, not at
+		// the end of Install: the kernel writes them back while the later
+		// hooks run. A crash before this leaves a running record, recovered
+		// as failed, and the rollback policy applies.
+		//
 		// The pointer moves before the record says succeeded: a crash in
 		// between leaves a running record (recovered as failed) whose
 		// revision is nonetheless what ApplicationStop will use next, which
 		// is right, since its files are installed.
-		if perr := st.setLastSuccessful(d.req.Group, d.rec.ID); perr != nil {
+		if perr := install.Sync(d.unsynced); perr != nil {
+			d.rec.Status = StatusFailed
+			d.rec.Error = fmt.Sprintf("flush installed files: %v", perr)
+			err = perr
+		} else if perr := st.setLastSuccessful(d.req.Group, d.rec.ID); perr != nil {
 			d.rec.Status = StatusFailed
 			d.rec.Error = fmt.Sprintf("record success: %v", perr)
 			err = perr
@@ -449,11 +459,13 @@ func (d *deployment) install(ctx context.Context, er *EventRecord) error {
 		BundleDir:       d.bundleDir,
 		CleanupFile:     st.cleanupPath(group, d.rec.ID),
 		PrevCleanupFile: prevList,
+		DeferSync:       true,
 		Logger:          d.log,
 	})
 	if err != nil {
 		return err
 	}
+	d.unsynced = res.Unsynced
 	d.writeLog(time.Now(), fmt.Sprintf("Install - %d files, %d directories, %d bytes; %d earlier entries removed", res.Files, res.Dirs, res.Bytes, res.Removed))
 	return st.setPendingCleanups(group, []string{d.rec.ID})
 }

@@ -254,10 +254,11 @@ func processUmask() uint32 {
 	return 0o777
 }
 
-// syncAll flushes every file system the plan wrote to, once.
-func (in *installer) syncAll(p *planner) error {
+// syncTargets returns one directory on each file system the plan wrote to.
+func syncTargets(p *planner) ([]string, error) {
 	seen := make(map[uint64]bool)
 	dirs := make(map[string]bool)
+	var out []string
 	check := func(d string) error {
 		if dirs[d] {
 			return nil
@@ -267,28 +268,37 @@ func (in *installer) syncAll(p *planner) error {
 		if err := unix.Stat(d, &st); err != nil {
 			return fmt.Errorf("install: sync %s: %w", d, err)
 		}
-		if seen[st.Dev] {
-			return nil
-		}
-		seen[st.Dev] = true
-		f, err := os.Open(d)
-		if err != nil {
-			return fmt.Errorf("install: sync %s: %w", d, err)
-		}
-		defer f.Close()
-		if err := unix.Syncfs(int(f.Fd())); err != nil {
-			return fmt.Errorf("install: sync %s: %w", d, err)
+		if !seen[st.Dev] {
+			seen[st.Dev] = true
+			out = append(out, d)
 		}
 		return nil
 	}
 	for _, d := range p.mkdirs {
 		if err := check(filepath.Dir(d)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, c := range p.copies {
 		if err := check(filepath.Dir(c.dst)); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Sync flushes the file systems of dirs (Result.Unsynced) with one syncfs
+// each.
+func Sync(dirs []string) error {
+	for _, d := range dirs {
+		f, err := os.Open(d)
+		if err != nil {
+			return fmt.Errorf("install: sync %s: %w", d, err)
+		}
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("install: sync %s: %w", d, err)
 		}
 	}
 	return nil

@@ -73,7 +73,12 @@ type Options struct {
 	BundleDir       string // unpacked bundle
 	CleanupFile     string // this deployment's cleanup list; created or appended, fsynced before each batch of copies
 	PrevCleanupFile string // previous deployment's list; "" or missing file = none. Never modified.
-	Logger          *slog.Logger
+	// DeferSync leaves the flush of the installed files to the caller:
+	// Result.Unsynced names one directory per file system written, for
+	// Sync. The lifecycle flushes at its commit point (before it records
+	// success), so the kernel writes back while the later hooks run.
+	DeferSync bool
+	Logger    *slog.Logger
 }
 
 // Result counts what Install did.
@@ -82,6 +87,9 @@ type Result struct {
 	Dirs    int   // directories created
 	Bytes   int64 // bytes of file content copied
 	Removed int   // entries of the previous cleanup list removed
+	// Unsynced is set with Options.DeferSync: one directory on each file
+	// system Install wrote to, which Sync flushes.
+	Unsynced []string
 }
 
 // ErrFileExists is wrapped by the error for a DISALLOW conflict.
@@ -228,7 +236,14 @@ func (in *installer) run(ctx context.Context, spec *appspec.AppSpec) (Result, er
 		err = in.applyPermissions(ctx, perms, list)
 	}
 	if err == nil {
-		err = in.syncAll(p)
+		var dirs []string
+		if dirs, err = syncTargets(p); err == nil {
+			if in.opt.DeferSync {
+				res.Unsynced = dirs
+			} else {
+				err = Sync(dirs)
+			}
+		}
 	}
 	if cerr := list.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("install: cleanup list: %w", cerr)

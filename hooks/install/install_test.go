@@ -231,6 +231,37 @@ func TestInstallCopiesAsCodeDeploy(t *testing.T) {
 	}
 }
 
+// TestDeferSync: with DeferSync, Install leaves the flush to its caller and
+// names one directory per file system it wrote to; without, it flushes and
+// names none.
+func TestDeferSync(t *testing.T) {
+	spec := specOf("", appspec.File{Source: "/", Destination: "/a/b"})
+	ents := []fsEnt{{name: "x", body: "x", mode: 0o644}, {name: "d/y", body: "y", mode: 0o644}}
+	for _, deferSync := range []bool{false, true} {
+		e := newEnv(t)
+		res, err := e.deploy(t, spec, ents, func(in *installer) { in.opt.DeferSync = deferSync })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !deferSync {
+			if len(res.Unsynced) != 0 {
+				t.Errorf("without DeferSync, Unsynced = %v", res.Unsynced)
+			}
+			continue
+		}
+		// Everything went to one file system (the test's temp dir).
+		if len(res.Unsynced) != 1 || !strings.HasPrefix(res.Unsynced[0], e.root) {
+			t.Fatalf("Unsynced = %v, want one directory under %s", res.Unsynced, e.root)
+		}
+		if err := Sync(res.Unsynced); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Sync([]string{filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("Sync of a missing directory: %v", err)
+	}
+}
+
 func TestInstallPreservesModeAndTime(t *testing.T) {
 	e := newEnv(t)
 	if _, err := e.deploy(t, specOf("", appspec.File{Source: "/", Destination: "/a"}),

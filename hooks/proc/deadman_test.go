@@ -69,8 +69,8 @@ func TestDeadManKillsTreeWhenAgentDies(t *testing.T) {
 			script := writeScript(t, dir, "hook.sh", `#!/bin/sh
 sleep 300 &
 echo $! > "`+dir+`/child.pid"
-sh -c 'sleep 300 & echo $! > "`+dir+`/grandchild.pid"; wait'
-`, 0o755)
+sh -c 'sleep 300 & echo $! > "`+dir+`/grandchild.tmp"; mv "`+dir+`/grandchild.tmp" "`+dir+`/grandchild.pid"; wait'
+`, 0o755) // the agent watches for grandchild.pid: renamed into place whole, never seen empty
 			self, err := os.Executable()
 			if err != nil {
 				t.Fatal(err)
