@@ -155,7 +155,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		a.runner.Close()
 		return nil, err
 	}
-	params := profileParams(cfg.Cluster.Profile)
+	params := ProfileParams(cfg.Cluster.Profile)
 	if opts.Params != nil {
 		params = *opts.Params
 	}
@@ -173,9 +173,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	return a, nil
 }
 
-// profileParams maps cluster.profile to memberlist's timing, from which
+// ProfileParams maps cluster.profile to memberlist's timing, from which
 // every timeout of the rollout protocol derives (gossip/PROTOCOL.md §6).
-func profileParams(profile string) rollout.MemberlistParams {
+func ProfileParams(profile string) rollout.MemberlistParams {
 	switch profile {
 	case "wan": // memberlist.DefaultWANConfig
 		return rollout.MemberlistParams{ProbeInterval: 5 * time.Second, ProbeTimeout: 3 * time.Second, SuspicionMult: 6, GossipInterval: 500 * time.Millisecond}

@@ -72,7 +72,7 @@ func newFleetWith(t testing.TB, n int, strategy string, o fleetOpts) *fleet {
 		o.poll = "2s"
 	}
 	lab := o.lab
-	f := &fleet{t: t, dir: t.TempDir(), lab: lab}
+	f := &fleet{t: t, dir: t.TempDir(), lab: o.lab}
 	f.repo = gittest.NewRepo(t, "release")
 	if lab != nil {
 		f.gitURL = f.repo.FileURL()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/daemon"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 var (
@@ -33,7 +34,7 @@ func BenchmarkIdleAgent(b *testing.B) {
 	f := newFleetWith(b, n, "one-at-a-time", fleetOpts{profile: "lan", poll: "30s"})
 	f.waitFor(0, 5*time.Minute, "v1 everywhere", allOn(n, "v1"))
 	for i := range f.agents {
-		f.waitFor(i, 2*time.Minute, "every member alive", func(st *daemon.Status) bool { return alive(st) == n })
+		f.waitFor(i, 2*time.Minute, "every member alive", func(st *daemon.Status) bool { return aliveMembers(st) == n })
 	}
 	b.ResetTimer()
 	for b.Loop() {
@@ -129,20 +130,14 @@ func gossipBytes(b *testing.B, addr string) float64 {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("scrape %s: %v", addr, err)
 	}
 	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "drover_gossip_bytes_total{") {
-			fs := strings.Fields(line)
-			v, err := strconv.ParseFloat(fs[len(fs)-1], 64)
-			if err != nil {
-				b.Fatalf("metrics line %q: %v", line, err)
-			}
-			sum += v
-		}
+	for _, m := range mfs["drover_gossip_bytes_total"].GetMetric() {
+		sum += m.GetCounter().GetValue()
 	}
 	return sum
 }

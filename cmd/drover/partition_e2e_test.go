@@ -1,11 +1,11 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/drover-dev/drover/daemon"
+	"github.com/drover-dev/drover/reconcile/rollout"
 )
 
 // TestFleetPartitionNetns: five real agent processes, each in its own
@@ -36,7 +36,7 @@ func TestFleetPartitionNetns(t *testing.T) {
 			want = len(minor)
 		}
 		f.waitFor(i, 30*time.Second, "its side of the partition alone alive", func(st *daemon.Status) bool {
-			return alive(st) == want
+			return aliveMembers(st) == want
 		})
 	}
 
@@ -72,9 +72,10 @@ func TestFleetPartitionNetns(t *testing.T) {
 		})
 	}
 	// The minority keeps claiming and must keep failing. Watch it for
-	// about eight leases of the local profile (1.2 s each): absence can
-	// only be observed over a window.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	// eight leases of the fleet's profile: absence can only be observed
+	// over a window.
+	lease := rollout.TimingFor(daemon.ProfileParams("local"), n).Lease
+	for deadline := time.Now().Add(8 * lease); time.Now().Before(deadline); {
 		for _, iv := range f.lifecycles("v2") {
 			if minorNames[iv.host] {
 				t.Fatalf("minority host %s ran v2 during the partition: %+v", iv.host, f.lifecycles("v2"))
@@ -116,15 +117,4 @@ func TestFleetPartitionNetns(t *testing.T) {
 			t.Errorf("minority host %s started at %.3f, before the majority finished at %.3f", iv.host, iv.start, lastMajor)
 		}
 	}
-}
-
-// alive counts the members an agent sees alive.
-func alive(st *daemon.Status) int {
-	n := 0
-	for _, m := range st.Members {
-		if strings.EqualFold(m.State, "alive") {
-			n++
-		}
-	}
-	return n
 }

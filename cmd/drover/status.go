@@ -62,13 +62,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 
 // printStatus renders the fleet table of `drover status`.
 func printStatus(w io.Writer, st *daemon.Status) {
-	alive := 0
-	for _, m := range st.Members {
-		if m.State == "alive" {
-			alive++
-		}
-	}
-	fmt.Fprintf(w, "host %s, drover %s, %d/%d members alive\n", st.Host, st.Version, alive, len(st.Members))
+	fmt.Fprintf(w, "host %s, drover %s, %d/%d members alive\n", st.Host, st.Version, aliveMembers(st), len(st.Members))
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "CONFIG RELOAD REJECTED (the previous configuration is in force):\n  %s\n", strings.ReplaceAll(st.ConfigError, "\n", "\n  "))
 	}
@@ -172,4 +166,15 @@ func newPauseCmd(g *globalFlags, paused bool) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// aliveMembers counts the gossip members the agent sees alive.
+func aliveMembers(st *daemon.Status) int {
+	n := 0
+	for _, m := range st.Members {
+		if m.State == "alive" {
+			n++
+		}
+	}
+	return n
 }
