@@ -328,6 +328,87 @@ func TestFreshHostBacksOffAfterAFailedInstall(t *testing.T) {
 	}
 }
 
+// deliverOnly hands h's pending output to the hosts in to and drops the
+// rest, to stage a message that is still in flight to everyone else.
+func (w *net) deliverOnly(h string, to ...string) {
+	o := w.nodes[h].TakeOutput()
+	if o.Persist != nil {
+		w.st[h] = *o.Persist
+	}
+	for _, d := range o.Decisions {
+		w.decide(h, d)
+	}
+	for _, e := range o.Send {
+		if slices.Contains(to, e.To) {
+			w.nodes[e.To].Receive(w.now, e.Msg)
+		}
+	}
+	for _, m := range o.Broadcast {
+		for _, dst := range to {
+			w.nodes[dst].Receive(w.now, m)
+		}
+	}
+}
+
+// TestStaleRefusalIsAskedAgain: the next host learns that the holder
+// released its slot before the other voters do, and claims at once; they
+// refuse, naming the holder. The claimant asks them again a moment later,
+// by which time the release has reached them, and gets the slot in that
+// same round instead of abandoning the claim and backing off.
+func TestStaleRefusalIsAskedAgain(t *testing.T) {
+	// The rollout order is the same on every run: learn it from one.
+	probe := newNet(t, 5, "r1")
+	probe.setDesired(desired(manifest.OneAtATime))
+	for range 2 {
+		probe.advance(time.Second)
+		for h := range probe.running {
+			probe.finish(h, true)
+		}
+	}
+	if len(probe.starts) < 2 {
+		t.Fatalf("probe run started %v", probe.starts)
+	}
+	holder, next := probe.starts[0], probe.starts[1]
+
+	w := newNet(t, 5, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	d, ok := w.running[holder]
+	if !ok || len(w.running) != 1 {
+		t.Fatalf("running %v, want only %s", w.running, holder)
+	}
+	delete(w.running, holder)
+	w.nodes[holder].Finished(w.now, d.Deployment, true, "")
+	w.deliverOnly(holder, next) // the release reaches next alone
+	var stale []string
+	for _, h := range w.names {
+		if h != holder && h != next {
+			stale = append(stale, h)
+		}
+	}
+	w.deliverOnly(next, append([]string{holder}, stale...)...) // next claims from everyone
+	for _, h := range stale {
+		w.deliverOnly(h, next) // refusals naming the holder
+	}
+	w.deliverOnly(holder, next) // its grant
+	if _, ok := w.running[next]; ok {
+		t.Fatal("the stale voters granted: nothing was staged")
+	}
+	// Now the holder's row, with its release, lands everywhere.
+	for _, h := range stale {
+		w.nodes[h].Receive(w.now, Message{Kind: KindRow, App: "app", From: holder, Row: w.nodes[holder].Row()})
+	}
+	w.flush()
+	w.advance(testTiming.recheckDelay() + 20*time.Millisecond)
+	if r, ok := w.running[next]; !ok || r.Slotless {
+		t.Fatalf("%s is not running in a slot %s after the stale refusals (running %v); a claim timeout is %s",
+			next, testTiming.recheckDelay()+20*time.Millisecond, w.running, testTiming.ClaimTimeout)
+	}
+	if w.maxRun != 1 {
+		t.Errorf("max concurrent %d", w.maxRun)
+	}
+}
+
 func TestCutOffHolderAbortsBeforeItsLeaseExpires(t *testing.T) {
 	w := newNet(t, 5, "r1")
 	w.setDesired(desired(manifest.OneAtATime))
