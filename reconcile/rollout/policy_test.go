@@ -67,8 +67,11 @@ func TestTimingFromMemberlist(t *testing.T) {
 	if lan.Lease <= SuspicionTimeout(LANParams, 20) {
 		t.Errorf("lease %s not above the suspicion timeout %s", lan.Lease, SuspicionTimeout(LANParams, 20))
 	}
-	if v := lan.holderValidity(lan.Lease); v >= lan.Lease || v <= lan.Lease*9/10 {
-		t.Errorf("holder validity %s for lease %s: want slightly less", v, lan.Lease)
+	if v := lan.holderValidity(lan.Lease); v >= lan.Lease-lan.StopMargin || v <= lan.Lease/2 {
+		t.Errorf("holder validity %s for lease %s, stop margin %s: want a little under lease - margin", v, lan.Lease, lan.StopMargin)
+	}
+	if g := lan.FenceGrace(); g <= 0 || 2*g > lan.StopMargin {
+		t.Errorf("fence grace %s does not fit the stop margin %s", g, lan.StopMargin)
 	}
 	if lan.CrashBound() != lan.Lease+lan.ClaimTimeout {
 		t.Errorf("crash bound %s", lan.CrashBound())

@@ -28,7 +28,15 @@ type Timing struct {
 	BootstrapDelay time.Duration // no roster seen for this long: bootstrap one
 	DriftRate      float64       // ρ: bound on any clock's rate error
 	StopMargin     time.Duration // time the runner needs to stop a lifecycle (TERM→KILL)
+	// SkipAfter: a waiting host ahead in the order that has not started
+	// this long after a slot was free (in this host's view) is passed over
+	// for the rest of the rollout (0: never). Liveness only (§5).
+	SkipAfter time.Duration
 }
+
+// FenceGrace is the TERM→KILL grace of a fenced lifecycle: half the stop
+// margin, the other half covers the watchdog's and the scheduler's delay.
+func (t Timing) FenceGrace() time.Duration { return t.StopMargin / 2 }
 
 // SuspicionTimeout is memberlist's: mult · max(1, log10 n) · probe interval.
 func SuspicionTimeout(p MemberlistParams, n int) time.Duration {
@@ -50,6 +58,10 @@ func TimingFor(p MemberlistParams, n int) Timing {
 		RemoveAfter:    max(10*time.Minute, 60*ts),
 		BootstrapDelay: 4*p.GossipInterval + 2*p.ProbeInterval,
 		DriftRate:      0.01,
+		// The fence stops a lifecycle this long before any voter's lock can
+		// have expired: TERM at the fence, KILL half a margin later.
+		StopMargin: lease / 5,
+		SkipAfter:  lease,
 	}
 }
 
