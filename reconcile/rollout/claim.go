@@ -39,6 +39,7 @@ type claimState struct {
 	recheckTo []string        // voters to ask again at recheckAt
 	recheckAt time.Duration   // 0: none pending
 	acquired  bool
+	lost      bool          // the lease lapsed; the lifecycle is being stopped
 	deadline  time.Duration // end of the current round while not acquired
 	nextRenew time.Duration
 	fence     time.Duration // last fence reported
@@ -257,7 +258,7 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 		}
 	}
 	c := n.claim
-	if c == nil || m.Claim != c.id || m.Slot != c.slot {
+	if c == nil || c.lost || m.Claim != c.id || m.Slot != c.slot {
 		return
 	}
 	sent, ok := c.sent[m.Round]
@@ -390,11 +391,23 @@ func (n *Node) tickClaim(now time.Duration) {
 		}
 		return
 	}
+	if c.lost {
+		return // stopping: released when the daemon reports the end
+	}
 	if now >= c.holdUntil() {
-		// Lease lost: stop now; the fence (A3) stops the hooks at this instant too.
-		if n.run != nil && !n.run.aborted {
-			n.run.aborted = true
-			n.decide(Decision{Kind: DecideAbort, Deployment: n.run.id, Revision: n.run.rev, Attempt: n.run.attempt, Rollback: n.run.rollback, Reason: "slot lease lost: no majority of voters reachable"})
+		// Lease lost: stop now; the fence (A3) stops the hooks at this
+		// instant too. The claim is not released yet: the lifecycle is
+		// being killed (TERM, KILL after the fence grace) and runs until
+		// the daemon reports Finished. Releasing now would let a voter
+		// hand the slot on while this host's scripts still run; the
+		// voters' locks outlive the fence by the stop margin instead.
+		if n.run != nil {
+			c.lost = true
+			if !n.run.aborted {
+				n.run.aborted = true
+				n.decide(Decision{Kind: DecideAbort, Deployment: n.run.id, Revision: n.run.rev, Attempt: n.run.attempt, Rollback: n.run.rollback, Reason: "slot lease lost: no majority of voters reachable"})
+			}
+			return
 		}
 		n.releaseClaim(now, "")
 		n.writeRow(now)

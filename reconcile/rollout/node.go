@@ -860,7 +860,7 @@ func (n *Node) NextWake() time.Duration {
 			w = t
 		}
 	}
-	if c := n.claim; c != nil {
+	if c := n.claim; c != nil && !c.lost {
 		if c.acquired {
 			lower(c.nextRenew)
 			lower(c.holdUntil())

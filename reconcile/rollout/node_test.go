@@ -500,7 +500,28 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 	for _, d := range out.Decisions {
 		aborted = aborted || d.Kind == DecideAbort
 	}
-	if !aborted || n.claim != nil {
-		t.Errorf("lapsed lease not aborted: decisions %+v, claim %v", out.Decisions, n.claim != nil)
+	if !aborted {
+		t.Fatalf("lapsed lease not aborted: decisions %+v", out.Decisions)
+	}
+	// The lifecycle is being killed: the slot is not released until the
+	// daemon reports that it stopped (a Release now would let a voter hand
+	// the slot on while this host's scripts still run).
+	for _, e := range out.Send {
+		if e.Msg.Kind == KindRelease {
+			t.Fatalf("released at the abort, before the lifecycle stopped: %+v", e.Msg)
+		}
+	}
+	if n.claim == nil || !n.claim.lost || n.Row().Claim == 0 {
+		t.Fatalf("claim dropped at the abort: claim %v, row %+v", n.claim != nil, n.Row())
+	}
+	lostID := n.claim.id
+	n.Finished(w.now+time.Millisecond, n.run.id, false, "")
+	out = n.TakeOutput()
+	released := false
+	for _, e := range out.Send {
+		released = released || e.Msg.Kind == KindRelease
+	}
+	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseFailed {
+		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claim != nil, n.Row())
 	}
 }
