@@ -1,8 +1,6 @@
 package gossip
 
 import (
-	"cmp"
-	"slices"
 	"time"
 
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -46,8 +44,6 @@ type appState struct {
 	retryAt    time.Duration      // next Persist attempt while pending (0: now)
 	retryDelay time.Duration
 	failures   int
-
-	released map[string]uint64 // per host, the highest claim id it released
 
 	dirty   bool // Status snapshot is stale
 	lastOwn rollout.Row
@@ -108,14 +104,9 @@ func (d *driver) step() time.Duration {
 			d.tellMember(now, s, mi.name)
 		}
 	}
-	// memberlist hands queued user messages over last-in first-out, so a
-	// burst arrives reversed. Frees (releases, rows) go before claims, so
-	// that a claim that raced the previous holder's release is not refused;
-	// claims their sender already released are dropped (see route).
-	slices.SortStableFunc(msgs, func(a, b rollout.Message) int { return cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)) })
-	for i := range msgs {
-		d.route(now, &msgs[i])
-	}
+	// A burst goes to each Node as one batch: the Node orders it
+	// (rollout.Node.ReceiveBatch), so the simulator runs the same rules.
+	d.route(now, msgs)
 	for _, s := range d.apps {
 		if s.node.NextWake() <= now {
 			s.node.Tick(now)
@@ -146,7 +137,7 @@ func (d *driver) nextWake(now time.Duration) time.Duration {
 func (d *driver) apply(now time.Duration, k call) {
 	a := k.app
 	if k.kind == callRegister {
-		s := &appState{a: a, told: map[string]rollout.Reach{}, released: map[string]uint64{}, dirty: true}
+		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
 		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing}, a.cfg.State, now)
 		d.apps[a.name] = s
 		for name := range d.members {
@@ -217,33 +208,35 @@ func (d *driver) setReach(now time.Duration, s *appState, host string, r rollout
 	s.dirty = true
 }
 
-// route feeds one received message to its application's Node.
-func (d *driver) route(now time.Duration, m *rollout.Message) {
-	s := d.apps[m.App]
-	if s == nil {
-		d.c.cfg.Stats.dropped(DropUnknownApp)
+// route feeds received messages to their applications' Nodes, one batch
+// per Node.
+func (d *driver) route(now time.Duration, msgs []rollout.Message) {
+	if len(msgs) == 0 {
 		return
 	}
-	switch m.Kind {
-	case rollout.KindRow:
-		if _, known := s.told[m.Row.Host]; !known {
-			d.setReach(now, s, m.Row.Host, reachOf(d.members[m.Row.Host], s.a.group))
+	batches := map[*appState][]*rollout.Message{}
+	for i := range msgs {
+		m := &msgs[i]
+		s := d.apps[m.App]
+		if s == nil {
+			d.c.cfg.Stats.dropped(DropUnknownApp)
+			continue
 		}
-		s.released[m.Row.Host] = max(s.released[m.Row.Host], m.Row.Released)
-	case rollout.KindRelease:
-		s.released[m.From] = max(s.released[m.From], m.Claim)
-	case rollout.KindClaim:
-		// Claim ids of a host only grow; a claim (or renewal) its sender
-		// has already released arrived out of order. Granting it would
-		// leave a lock nobody releases until it expires, blocking the slot
-		// for a lease. The protocol tolerates the loss.
-		if m.Claim <= s.released[m.From] {
-			d.c.cfg.Stats.dropped(DropStale)
-			return
+		if m.Kind == rollout.KindRow {
+			if _, known := s.told[m.Row.Host]; !known {
+				d.setReach(now, s, m.Row.Host, reachOf(d.members[m.Row.Host], s.a.group))
+			}
 		}
+		batches[s] = append(batches[s], m)
 	}
-	s.node.Receive(now, *m)
-	s.dirty = true
+	for s, b := range batches {
+		before := s.node.Stats().StaleClaims
+		s.node.ReceiveBatch(now, b)
+		for range s.node.Stats().StaleClaims - before {
+			d.c.cfg.Stats.dropped(DropStale)
+		}
+		s.dirty = true
+	}
 }
 
 // flush handles one Node's output: persist first; only once that
@@ -316,7 +309,21 @@ func (d *driver) send(env *rollout.Envelope) {
 	if mi == nil || mi.state != memberlist.StateAlive {
 		return // the protocol treats it as lost
 	}
-	d.sendTo(mi, appendMessage(nil, &env.Msg))
+	b := appendMessage(nil, &env.Msg)
+	d.sendTo(mi, b)
+	if env.Msg.Reliable() && len(b) <= d.udpLimit {
+		// Also over TCP (a duplicate is harmless): a host whose datagrams
+		// do not get through must still learn the roster (PROTOCOL.md §8).
+		d.sendReliable(mi, b)
+	}
+}
+
+func (d *driver) sendReliable(mi *memberInfo, b []byte) {
+	select {
+	case d.c.reliable <- reliableMsg{to: memberlist.Node{Name: mi.name, Addr: mi.addr, Port: mi.port}, msg: b}:
+	default:
+		d.c.cfg.Stats.dropped(DropUnsent)
+	}
 }
 
 func (d *driver) sendTo(mi *memberInfo, b []byte) {
@@ -328,11 +335,7 @@ func (d *driver) sendTo(mi *memberInfo, b []byte) {
 		}
 		return
 	}
-	select {
-	case d.c.reliable <- reliableMsg{to: to, msg: b}:
-	default:
-		d.c.cfg.Stats.dropped(DropUnsent)
-	}
+	d.sendReliable(mi, b)
 }
 
 func (d *driver) broadcast(s *appState, m *rollout.Message) {
@@ -349,20 +352,6 @@ func (d *driver) broadcast(s *appState, m *rollout.Message) {
 		s.lastOwn, s.hasOwn = m.Row, true
 		d.fanOut(s, b)
 	}
-}
-
-// kindOrder ranks message kinds for a batch: what frees a slot first,
-// claims last.
-func kindOrder(k rollout.Kind) int {
-	switch k {
-	case rollout.KindRelease:
-		return 0
-	case rollout.KindRow:
-		return 1
-	case rollout.KindClaim:
-		return 3
-	}
-	return 2
 }
 
 // significant reports whether a host's own row changed in a way its peers

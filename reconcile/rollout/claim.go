@@ -248,6 +248,14 @@ func (n *Node) releasedBy(host string) (released uint64, ok bool) {
 }
 
 func (n *Node) onClaim(now time.Duration, m *Message) {
+	// Claim ids of a host only grow; a claim (or renewal) its sender has
+	// already released arrived late or out of order. Granting it would
+	// leave a lock nobody releases until it expires, blocking the slot for
+	// a lease; its sender has moved on and ignores any answer.
+	if rel, ok := n.releasedBy(m.From); ok && rel >= m.Claim {
+		n.stats.StaleClaims++
+		return
+	}
 	n.send(m.From, n.grant(now, m.From, m))
 }
 

@@ -54,3 +54,19 @@ type Message struct {
 
 // Broadcast reports whether m travels by gossip rather than directly.
 func (m *Message) Broadcast() bool { return m.Kind == KindRow || m.Kind == KindFlag }
+
+// Reliable reports whether m must also travel over a stream (TCP), not
+// only as a datagram: roster and Paxos messages are rare and a group
+// cannot form or change its voters without them, and a firewall that drops
+// UDP between some hosts while TCP passes (memberlist still shows them
+// alive through its TCP fallback ping) must not leave a host without the
+// roster forever. Claims, grants and releases stay datagrams: they are
+// frequent, a lost one costs a retry, and a side cut off from a majority
+// must not progress anyway.
+func (m *Message) Reliable() bool {
+	switch m.Kind {
+	case KindPrepare, KindPromise, KindAccept, KindAccepted, KindRosterReq, KindRosterResp:
+		return true
+	}
+	return false
+}

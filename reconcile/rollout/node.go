@@ -27,6 +27,9 @@ type peer struct {
 	rank   uint64
 	rbRank uint64
 	c      contrib
+	// skipped: passed over in the order for the current target; it had
+	// its turn and did not start (SkipAfter). Cleared when its row moves.
+	skipped bool
 }
 
 // contrib is a peer's contribution to the Node's counters, so that one row
@@ -120,13 +123,26 @@ type Node struct {
 	pendingRelease *Message
 	pendingVoters  []string
 	rosterHash     uint64
+	rosterFrom     string // a peer whose row shows a roster this host lacks
 	houseRounds    int
 	seenRound      uint64
 	lastNow        time.Duration // time of the last input
+	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
+
+	stats Stats
 
 	dirty bool // persist at next TakeOutput
 	out   Output
 }
+
+// Stats counts what a Node dropped or refused, for metrics.
+type Stats struct {
+	StaleClaims uint64 // claims their sender had already released (late or reordered)
+	Skipped     uint64 // hosts passed over in the order after SkipAfter (skipStalled)
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats { return n.stats }
 
 type pendingPeer struct {
 	at   time.Duration
@@ -258,6 +274,9 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 		n.tgt = t
 		n.bakeFrom = 0
 		n.failed = map[string]bool{}
+		for _, p := range n.peers {
+			p.skipped = false
+		}
 		r := &n.self.row
 		if r.Revision != t.rev || r.Attempt != t.attempt {
 			r.Revision, r.Attempt, r.Result, r.Halted = t.rev, t.attempt, "", false
@@ -305,6 +324,7 @@ func (n *Node) PeerChanged(now time.Duration, host string, r Reach) {
 		return
 	}
 	p.reach, p.since = r, now
+	p.skipped = false
 	n.update(p, now)
 	if !r.Reachable() && (p.c.occupies || p.c.unhealthy) {
 		n.pendingPeers = append(n.pendingPeers, pendingPeer{at: now + n.t.Lease, host: host})
@@ -385,6 +405,39 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 // Receive feeds a message from a peer.
 func (n *Node) Receive(now time.Duration, m Message) { n.ReceiveRef(now, &m) }
 
+// ReceiveBatch feeds messages that arrived together (a push-pull state, a
+// burst queued while the agent was busy or stopped). Transports deliver
+// bursts in any order — memberlist hands queued user messages over last in,
+// first out — so what frees a slot (releases, then rows) goes first and
+// claims go last: a claim that raced the previous holder's release is then
+// granted, and a claim its sender already released is recognised as stale
+// (onClaim). msgs itself is not reordered.
+func (n *Node) ReceiveBatch(now time.Duration, msgs []*Message) {
+	if len(msgs) == 1 {
+		n.ReceiveRef(now, msgs[0])
+		return
+	}
+	order := slices.Clone(msgs)
+	slices.SortStableFunc(order, func(a, b *Message) int { return kindOrder(a.Kind) - kindOrder(b.Kind) })
+	for _, m := range order {
+		n.ReceiveRef(now, m)
+	}
+}
+
+// kindOrder ranks message kinds within a batch: what frees a slot first,
+// claims last.
+func kindOrder(k Kind) int {
+	switch k {
+	case KindRelease:
+		return 0
+	case KindRow:
+		return 1
+	case KindClaim:
+		return 3
+	}
+	return 2
+}
+
 // ReceiveRef is Receive without copying the message, for a caller that hands
 // one message to many nodes (the simulator). The node neither modifies nor
 // keeps *m.
@@ -442,6 +495,9 @@ func (n *Node) onRow(now time.Duration, m *Message) {
 	}
 	old, had := p.row, p.hasRow
 	p.row, p.hasRow = *r, true
+	if p.skipped && (old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt) {
+		p.skipped = false
+	}
 	n.rows.set(p)
 	n.update(p, now)
 	n.out.Broadcast = append(n.out.Broadcast, *m) // relay news (epidemic)
@@ -514,12 +570,12 @@ func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	sameAttempt := r.Attempt == n.tgt.attempt
 	c.halted = sameAttempt && r.Halted
 	if r.Phase == PhaseWaiting && sameAttempt {
-		c.eligible = !gone
+		c.eligible = !gone && !p.skipped
 		c.waiting = !gone
 		c.unreachWaiting = gone
 	}
 	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
-		c.rbEligible = true
+		c.rbEligible = !p.skipped
 	}
 	return c
 }
@@ -572,6 +628,10 @@ func (n *Node) update(p *peer, now time.Duration) {
 	c := n.contribOf(p, now)
 	n.apply(p, p.c, -1)
 	n.apply(p, c, +1)
+	if c.occupies != p.c.occupies || c.runningR != p.c.runningR || c.installedR != p.c.installedR ||
+		c.eligible != p.c.eligible || c.rbEligible != p.c.rbEligible {
+		n.progressAt = now // something that decides who goes next changed
+	}
 	p.c = c
 	if p.hasRow && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt &&
 		p.row.Phase == PhaseFailed {
@@ -591,6 +651,7 @@ func (n *Node) recount(now time.Duration) {
 		p.rank, p.rbRank = n.ranks(p.host, p.member)
 		p.c = contrib{}
 	}
+	n.progressAt = now
 	for _, p := range n.peers {
 		n.update(p, now)
 	}
@@ -653,6 +714,10 @@ func (n *Node) evaluate(now time.Duration) {
 				n.writeRow(now)
 				return
 			}
+			if free := n.freeSlots(n.pol.Window); n.rbEligBefore >= free && n.skipStalled(now, true, free) {
+				n.evaluate(now) // recounted
+				return
+			}
 			n.tryClaim(now, true, to, n.rbEligBefore, n.pol.Window)
 		}
 		return
@@ -687,10 +752,78 @@ func (n *Node) evaluate(now time.Duration) {
 		}
 		budget = min(budget, n.pol.N-n.pol.MinHealthyGate-unhealthy)
 	}
-	if n.eligBefore >= budget {
+	if free := n.freeSlots(window); n.eligBefore >= budget || n.eligBefore >= free {
+		if n.skipStalled(now, false, min(budget, free)) {
+			n.evaluate(now) // recounted
+		}
 		return
 	}
 	n.tryClaim(now, false, n.tgt.rev, n.eligBefore, window)
+}
+
+// skipStalled passes over the hosts ahead of this one in the order when
+// nothing that decides who goes next has changed for SkipAfter while a slot
+// was free: they had their turn and did not take it. Memberlist calls a host
+// alive that may still be unable to collect grants — its datagrams to the
+// voters are dropped while TCP (and so memberlist's fallback probe) passes,
+// or it reaches some hosts and not others — and without this the hosts
+// behind it would wait for it forever. Liveness only: safety rests on the
+// slots (§3), so a host that was passed over wrongly costs at most a duel.
+// budget is how many hosts may start now; the first budget hosts ahead are
+// the ones passed over. It reports whether it changed anything.
+func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
+	if n.t.SkipAfter <= 0 || now < n.progressAt+n.t.SkipAfter || now < n.notBefore || budget <= 0 {
+		return false
+	}
+	// Only the hosts whose turn it is (the first `budget` ahead) are passed
+	// over, so that every host's view names the same next host; passing
+	// over everyone ahead would make them all claim at once.
+	var ahead []*peer
+	for _, p := range n.peers {
+		if p == n.self || p.skipped {
+			continue
+		}
+		if rollback && p.c.rbEligible && p.rbRank < n.self.rbRank || !rollback && p.c.eligible && p.rank < n.self.rank {
+			ahead = append(ahead, p)
+		}
+	}
+	slices.SortFunc(ahead, func(a, b *peer) int {
+		if rollback {
+			return cmpRank(a.rbRank, b.rbRank)
+		}
+		return cmpRank(a.rank, b.rank)
+	})
+	ahead = ahead[:min(len(ahead), budget)]
+	for _, p := range ahead {
+		p.skipped = true
+		n.update(p, now)
+	}
+	n.stats.Skipped += uint64(len(ahead))
+	return len(ahead) > 0
+}
+
+func cmpRank(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// freeSlots counts the slots of the window no host occupies in this view.
+func (n *Node) freeSlots(window int) int {
+	if window == 0 {
+		window = n.pol.N
+	}
+	free := window
+	for s := range n.occupied { // only slots with a count above zero are kept
+		if s < uint32(window) {
+			free--
+		}
+	}
+	return free
 }
 
 // tryClaim claims the free slot of index pos if there is one.
@@ -847,6 +980,11 @@ func (n *Node) LocalState() []Message {
 	if n.flag.Clock > 0 {
 		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: n.flag.Node, Flag: n.flag})
 	}
+	if n.st.Roster.Epoch > 0 {
+		// The roster rides along: push-pull is a stream, so a host that
+		// datagrams cannot reach still learns the voters (PROTOCOL.md §4.4).
+		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+	}
 	return out
 }
 
@@ -874,6 +1012,9 @@ func (n *Node) NextWake() time.Duration {
 	if n.claim == nil && n.run == nil {
 		lower(n.notBefore)
 		lower(n.freshNotBefore)
+		if n.t.SkipAfter > 0 && (n.eligBefore > 0 || n.rbEligBefore > 0) {
+			lower(n.progressAt + n.t.SkipAfter)
+		}
 		if n.bakeFrom > 0 {
 			lower(n.bakeFrom + n.st.Desired.Deployment.Bake)
 		}

@@ -19,6 +19,7 @@ type net struct {
 	st      map[string]Persisted
 	down    map[string]bool
 	cut     map[string]bool // cut off from everyone
+	mute    map[string]bool // its direct messages are lost, its gossip passes (a UDP cut with TCP push-pull)
 	running map[string]Decision
 	starts  []string
 	aborts  []string
@@ -29,13 +30,17 @@ var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout
 	Quarantine: 4 * time.Second, ProposeDelay: 300 * time.Millisecond, RemoveAfter: time.Hour, BootstrapDelay: time.Second, DriftRate: 0.01}
 
 func newNet(t *testing.T, n int, installed string) *net {
-	w := &net{t: t, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, running: map[string]Decision{}}
+	return newNetTiming(t, n, installed, testTiming)
+}
+
+func newNetTiming(t *testing.T, n int, installed string, timing Timing) *net {
+	w := &net{t: t, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, mute: map[string]bool{}, running: map[string]Decision{}}
 	for i := 0; i < n; i++ {
 		w.names = append(w.names, fmt.Sprintf("h%d", i))
 	}
 	for _, h := range w.names {
 		st := Persisted{Roster: Roster{Epoch: 1, Members: slices.Clone(w.names)}, Row: Row{Installed: installed}}
-		w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: testTiming}, st, w.now)
+		w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: timing}, st, w.now)
 	}
 	w.flush()
 	return w
@@ -59,7 +64,7 @@ func (w *net) flush() {
 				w.decide(h, d)
 			}
 			for _, e := range o.Send {
-				if w.reachable(h, e.To) && w.nodes[e.To] != nil {
+				if w.reachable(h, e.To) && !w.mute[h] && w.nodes[e.To] != nil {
 					w.nodes[e.To].Receive(w.now, e.Msg)
 					more = true
 				}
@@ -523,5 +528,76 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 	}
 	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseFailed {
 		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claim != nil, n.Row())
+	}
+}
+
+// A host that memberlist calls alive but whose claims never reach a voter
+// (UDP dropped between it and the others while TCP passes) must not hold
+// up the hosts behind it in the order: after SkipAfter without progress
+// they pass it over; it takes its turn once its datagrams get through.
+// Without SkipAfter the group waits for it forever.
+func TestStalledHostIsPassedOver(t *testing.T) {
+	for _, skip := range []bool{true, false} {
+		t.Run(fmt.Sprintf("skip=%v", skip), func(t *testing.T) {
+			tm := testTiming
+			if skip {
+				tm.SkipAfter = tm.Lease
+			}
+			w := newNetTiming(t, 5, "r1", tm)
+			d := desired(manifest.OneAtATime)
+			// The host first in r2's order is the one whose datagrams are lost.
+			first, best := "", ^uint64(0)
+			for _, h := range w.names {
+				if r := hash2("r2", h) >> 1; r < best {
+					first, best = h, r
+				}
+			}
+			w.mute[first] = true
+			w.setDesired(d)
+			done := func() int {
+				c := 0
+				for _, h := range w.names {
+					if w.nodes[h].Row().Installed == "r2" {
+						c++
+					}
+				}
+				return c
+			}
+			for i := 0; i < 200 && done() < 4; i++ {
+				w.advance(100 * time.Millisecond)
+				for h := range w.running {
+					w.finish(h, true)
+				}
+			}
+			if !skip {
+				if done() != 0 {
+					t.Fatalf("without SkipAfter %d hosts got past the stalled first host; the test cannot tell the rule from its absence", done())
+				}
+				return
+			}
+			if done() != 4 || w.nodes[first].Row().Installed == "r2" {
+				t.Fatalf("%d hosts installed r2 (the stalled %s: %q); want the 4 others", done(), first, w.nodes[first].Row().Installed)
+			}
+			if w.maxRun > 1 {
+				t.Errorf("max concurrent %d, window 1", w.maxRun)
+			}
+			var skipped uint64
+			for _, h := range w.names {
+				skipped += w.nodes[h].Stats().Skipped
+			}
+			if skipped == 0 {
+				t.Errorf("no host counted a skip")
+			}
+			w.mute[first] = false
+			for i := 0; i < 200 && done() < 5; i++ {
+				w.advance(100 * time.Millisecond)
+				for h := range w.running {
+					w.finish(h, true)
+				}
+			}
+			if done() != 5 {
+				t.Fatalf("after the heal %d of 5 hosts installed r2", done())
+			}
+		})
 	}
 }

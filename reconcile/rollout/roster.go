@@ -103,8 +103,23 @@ func (n *Node) rosterSeen(now time.Duration, p *peer) {
 	r := p.row
 	if r.Epoch > n.st.Roster.Epoch || r.Epoch == 1 && n.st.Roster.Epoch == 1 && r.RosterHash != n.rosterHash {
 		n.send(p.host, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
+		n.rosterFrom = p.host // asked again every housekeeping round until adopted
 		return
 	}
+}
+
+// rerequestRoster asks again for a roster a peer's row shows and this host
+// has not adopted: the request or its answer may have been lost.
+func (n *Node) rerequestRoster() {
+	if n.rosterFrom == "" {
+		return
+	}
+	p := n.peers[n.rosterFrom]
+	if p == nil || !p.hasRow || !(p.row.Epoch > n.st.Roster.Epoch || p.row.Epoch == 1 && n.st.Roster.Epoch == 1 && p.row.RosterHash != n.rosterHash) {
+		n.rosterFrom = ""
+		return
+	}
+	n.send(p.host, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
 }
 
 func (n *Node) onRosterResp(now time.Duration, m Message) {
@@ -185,6 +200,7 @@ func (n *Node) housekeeping(now time.Duration) {
 	if n.frozen() && n.self.row.Drained != (n.activeLocks(now) == 0) {
 		n.writeRow(now)
 	}
+	n.rerequestRoster()
 	if n.st.Roster.Epoch == 0 {
 		n.bootstrap(now)
 		return
