@@ -484,8 +484,8 @@ func (r *runner) wait(ctx context.Context, s Spec, p *process, timeout <-chan ti
 	}
 	// The script may have exited at the same moment, or long before while
 	// the agent was stopped (after SIGCONT the timers can fire before the
-	// reaper runs): an exited script is a zombie until reaped.
-	if p.zombie() {
+	// reaper runs).
+	if p.ended() {
 		res.TimedOut, res.Canceled, res.Fenced = false, false, false
 		return <-p.exited
 	}
@@ -672,11 +672,12 @@ func (p *process) abort() {
 	<-p.out.done
 }
 
-// zombie reports whether the script has exited and is not reaped yet.
-func (p *process) zombie() bool {
+// ended reports whether the script has exited: a zombie, or reaped by
+// start's goroutine, which may not have sent on p.exited yet.
+func (p *process) ended() bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
 	if err != nil {
-		return false
+		return errors.Is(err, os.ErrNotExist)
 	}
 	st, _, ok := parseStat(b)
 	return ok && st == 'Z'
