@@ -138,7 +138,18 @@ type Request struct {
 	IgnoreApplicationStopFailures bool
 	// Progress, when set, is called as each event starts and ends.
 	Progress func(ev EventRecord)
+	// Fence, when set, is the rollout protocol's fence of this deployment's
+	// slot (gossip/PROTOCOL.md, A3): no event starts once it has passed
+	// (checked before every event and script, so an agent resumed after a
+	// pause stops before doing anything), and every script runs under it
+	// (proc.Fence: enforced by the script's watchdog even while the agent
+	// is stopped).
+	Fence *proc.Fence
 }
+
+// ErrFenced is the failure of a deployment whose slot's fence passed: the
+// host's lease on its slot may have lapsed, so it must not go on.
+var ErrFenced = errors.New("the slot's fence passed: this host's lease on its rollout slot ran out (the agent was paused, or cut off from the voters)")
 
 // DeploymentID is the ID every host of a rollout computes alike:
 // "d-" and 12 hex digits of sha256(app, group, revision, attempt).
@@ -316,6 +327,13 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 	idx := len(d.rec.Events)
 	d.rec.Events = append(d.rec.Events, er)
 
+	if d.fenced() {
+		d.rec.Events[idx].Status = EventFailed
+		d.rec.Events[idx].Error = ErrFenced.Error()
+		d.rec.Events[idx].Finished = d.e.cfg.Now()
+		d.notify(idx)
+		return &EventError{Event: ev, Err: ErrFenced}
+	}
 	skip, run := d.plan(ev)
 	if skip != "" {
 		d.rec.Events[idx].Status = EventSkipped
@@ -332,7 +350,7 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 
 	err := run(ctx, &d.rec.Events[idx])
 	d.rec.Events[idx].Finished = d.e.cfg.Now()
-	if err != nil && ev.FromPreviousRevision() && d.req.IgnoreApplicationStopFailures {
+	if err != nil && ev.FromPreviousRevision() && d.req.IgnoreApplicationStopFailures && !errors.Is(err, ErrFenced) {
 		d.log.Warn("event failed; going on as ignore_application_stop_failures is set", "event", ev, "err", err)
 		d.rec.Events[idx].Error = "failure ignored: " + err.Error()
 		err = nil
@@ -350,6 +368,10 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 	d.notify(idx)
 	return nil
 }
+
+// fenced reports whether the deployment's fence has passed. It reads the
+// monotonic clock the fence was set on, not Config.Now.
+func (d *deployment) fenced() bool { return d.req.Fence != nil && d.req.Fence.Passed(time.Now()) }
 
 func (d *deployment) notify(idx int) {
 	if d.req.Progress != nil {
@@ -513,6 +535,9 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			}
 			h.Timeout = left
 		}
+		if d.fenced() {
+			return ErrFenced
+		}
 		path := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(h.Location, "/")))
 		if err := ensureExecutable(path); err != nil {
 			return fmt.Errorf("script at specified location: %s: %w", h.Location, err)
@@ -533,6 +558,7 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			Timeout:      h.Timeout,
 			KillGrace:    d.e.cfg.KillGrace,
 			DrainTimeout: d.e.cfg.DrainTimeout,
+			Fence:        d.req.Fence,
 			Output: func(l proc.Line) {
 				d.writeLog(l.Time, "["+l.Stream+"]"+l.Text)
 				tail.add(l.Text)
@@ -567,6 +593,8 @@ func scriptFailure(h appspec.Hook, res proc.Result) error {
 		who += " run as user " + h.RunAs
 	}
 	switch {
+	case res.Fenced:
+		return fmt.Errorf("%s was stopped: %w", who, ErrFenced)
 	case res.Canceled:
 		return fmt.Errorf("%s was stopped: the agent is shutting down", who)
 	case res.TimedOut:

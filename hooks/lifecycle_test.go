@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/hooks/appspec"
 	"github.com/drover-dev/drover/hooks/bundle"
@@ -188,5 +189,55 @@ func TestEngineSameIDTwiceKeepsBothRecords(t *testing.T) {
 	}
 	if _, err := e.Store().Get("g", a.ID); err != nil {
 		t.Errorf("first record lost: %v", err)
+	}
+}
+
+// TestEngineStopsAtTheFence: once the slot's fence has passed no event
+// starts — the check an agent resumed after a pause makes before anything
+// else — and a script the fence interrupts fails the deployment at its event.
+func TestEngineStopsAtTheFence(t *testing.T) {
+	e, root := newTestEngine(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: before.sh\n  AfterInstall:\n    - location: after.sh\n",
+		"before.sh":   "#!/bin/sh\ntouch \"" + root + "/before-ran\"\n",
+		"after.sh":    "#!/bin/sh\ntouch \"" + root + "/after-started\"\nsleep 300\n",
+		"f.txt":       "x",
+	})
+	// A fence already passed: nothing runs, the first event fails.
+	rec, err := e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: "r1", Fetch: dirFetch(src),
+		Fence: proc.NewFence(time.Now().Add(-time.Millisecond), 50*time.Millisecond)})
+	if !errors.Is(err, ErrFenced) || rec.FailedEvent != string(appspec.Events[0]) {
+		t.Fatalf("Deploy past the fence: %v (failed event %q), want ErrFenced at the first event", err, rec.FailedEvent)
+	}
+	if _, err := os.Stat(filepath.Join(root, "before-ran")); err == nil {
+		t.Fatal("a script ran after the fence")
+	}
+
+	// A fence that passes while AfterInstall runs: it is stopped, and the
+	// deployment fails there, not later.
+	f := proc.NewFence(time.Now().Add(time.Hour), 50*time.Millisecond)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if _, err := os.Stat(filepath.Join(root, "after-started")); err == nil {
+				f.Set(time.Now())
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	rec, err = e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: "r2", Fetch: dirFetch(src), Fence: f})
+	if !errors.Is(err, ErrFenced) || rec.FailedEvent != string(appspec.AfterInstall) {
+		t.Fatalf("Deploy fenced during AfterInstall: %v (failed event %q), want ErrFenced at AfterInstall", err, rec.FailedEvent)
+	}
+	if _, err := os.Stat(filepath.Join(root, "before-ran")); err != nil {
+		t.Fatal("BeforeInstall did not run before the fence")
 	}
 }
