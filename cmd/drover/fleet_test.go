@@ -221,15 +221,15 @@ func (f *fleet) kill9(i int) {
 }
 
 type bundleOpts struct {
-	failValidate  bool          // ValidateService exits 1
-	hang          string        // event whose script hangs on every host
-	hangOnce      string        // event whose script hangs on the first host to reach it
-	hold          time.Duration // each lifecycle sleeps this long in ValidateService
+	failValidate bool          // ValidateService exits 1
+	hang         string        // event whose script hangs on every host
+	hangOnce     string        // event whose script hangs on the first host to reach it
+	hold         time.Duration // each lifecycle sleeps this long in ValidateService
 	// exclusive: every script takes an exclusive flock on one file for its
 	// whole life (its children inherit it, so until its tree is gone) and
 	// appends to the timeline's .overlap file when another host's script
 	// holds it: an exact P1 check for window 1, also for killed scripts.
-	exclusive bool
+	exclusive     bool
 	canary, batch string
 }
 
