@@ -41,6 +41,22 @@ func pausers() []pauser {
 				dir := freezerDir(t)
 				write(t, filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid))
 				write(t, filepath.Join(dir, freezerFile()), freezeValue(true))
+				// v1 goes FREEZING → FROZEN; v2 reports "frozen 1" in cgroup.events.
+				file, want := "freezer.state", "FROZEN"
+				if !freezerV1() {
+					file, want = "cgroup.events", "frozen 1"
+				}
+				for deadline := time.Now().Add(10 * time.Second); ; {
+					b, err := os.ReadFile(filepath.Join(dir, file))
+					if err == nil && strings.Contains(string(b), want) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("cgroup %s: %s says %q, want %q", dir, file, b, want)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				t.Logf("agent frozen: %s", procState(pid))
 			},
 			resume: func(t *testing.T, pid int) {
 				write(t, filepath.Join(freezerDir(t), freezerFile()), freezeValue(false))
@@ -192,6 +208,10 @@ func TestPausedSlotHolder(t *testing.T) {
 				}
 			}()
 
+			if _, err := f.status(victim); err == nil {
+				t.Fatalf("%s's agent still answers on its socket: it is not stopped", name)
+			}
+
 			// Keep it stopped until another host has run v2 to its end.
 			other := (victim + 1) % n
 			var next interval
@@ -259,6 +279,17 @@ func TestPausedSlotHolder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// procState is the State line of /proc/PID/status.
+func procState(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if s, ok := strings.CutPrefix(l, "State:"); ok {
+			return strings.TrimSpace(s)
+		}
+	}
+	return "?"
 }
 
 func atoi(t *testing.T, s string) int {
