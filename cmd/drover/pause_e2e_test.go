@@ -27,8 +27,16 @@ func pausers() []pauser {
 		{
 			// SIGSTOP: a Ctrl-Z of a foreground agent, a debugger, or the
 			// way a stalled VM or heavy swapping looks to its peers.
-			name:   "sigstop",
-			stop:   func(t *testing.T, pid int) { sendSignal(t, pid, syscall.SIGSTOP) },
+			name: "sigstop",
+			stop: func(t *testing.T, pid int) {
+				sendSignal(t, pid, syscall.SIGSTOP)
+				for deadline := time.Now().Add(10 * time.Second); !strings.HasPrefix(procState(pid), "T"); {
+					if time.Now().After(deadline) {
+						t.Fatalf("agent %d not stopped 10s after SIGSTOP: %s", pid, procState(pid))
+					}
+					time.Sleep(time.Millisecond)
+				}
+			},
 			resume: func(t *testing.T, pid int) { sendSignal(t, pid, syscall.SIGCONT) },
 		},
 		{
