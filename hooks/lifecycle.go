@@ -234,7 +234,9 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 		// it ran before): keep both records apart.
 		id = fmt.Sprintf("%s-%d", id, seq)
 	}
-	prev, err := st.LastSuccessful(req.Group)
+	// The stop events run the last installed revision's scripts (its files
+	// are in place), not the last successful one's, as CodeDeploy does.
+	prev, err := st.LastInstalled(req.Group)
 	if err != nil && !errors.Is(err, ErrNoDeployment) {
 		return nil, err
 	}
@@ -489,7 +491,15 @@ func (d *deployment) install(ctx context.Context, er *EventRecord) error {
 	}
 	d.unsynced = res.Unsynced
 	d.writeLog(time.Now(), fmt.Sprintf("Install - %d files, %d directories, %d bytes; %d earlier entries removed", res.Files, res.Dirs, res.Bytes, res.Removed))
-	return st.setPendingCleanups(group, []string{d.rec.ID})
+	if err := st.setPendingCleanups(group, []string{d.rec.ID}); err != nil {
+		return err
+	}
+	// Its files are in place: from now on its ApplicationStop is the one
+	// to run, whatever happens to the rest of this deployment.
+	if err := st.setLastInstalled(group, d.rec.ID); err != nil {
+		return fmt.Errorf("record the installed revision: %w", err)
+	}
+	return nil
 }
 
 // mergeCleanupLists returns one file naming everything the given

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +240,49 @@ func TestEngineStopsAtTheFence(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "before-ran")); err != nil {
 		t.Fatal("BeforeInstall did not run before the fence")
+	}
+}
+
+// TestEngineStopScriptsOfLastInstalled: the stop events run the scripts of
+// the last revision whose Install completed, even if that deployment failed
+// later, as CodeDeploy's agent does (it records its "last successful
+// install" right after Install); a failure before Install changes nothing.
+func TestEngineStopScriptsOfLastInstalled(t *testing.T) {
+	e, root := newTestEngine(t)
+	ctx := context.Background()
+	ran := filepath.Join(root, "stops")
+	rev := func(name, failAt string) func(context.Context, string) error {
+		spec := "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n"
+		files := map[string]string{"stop.sh": "#!/bin/sh\necho " + name + " >> \"" + ran + "\"\n", "f.txt": name}
+		if failAt != "" {
+			spec += "  " + failAt + ":\n    - location: fail.sh\n"
+			files["fail.sh"] = "#!/bin/sh\nexit 1\n"
+		}
+		files["appspec.yml"] = spec
+		return dirBundle(t, files)
+	}
+	deploy := func(label string, fetch func(context.Context, string) error, wantOK bool) {
+		t.Helper()
+		_, err := e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: label, Fetch: fetch})
+		if (err == nil) != wantOK {
+			t.Fatalf("deploy %s: %v", label, err)
+		}
+	}
+	deploy("r1", rev("r1", ""), true)
+	deploy("r2", rev("r2", "ValidateService"), false) // fails after Install
+	deploy("r3", rev("r3", "BeforeInstall"), false)   // fails before Install
+	deploy("r4", rev("r4", ""), true)
+	b, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// r2 ran r1's stop; r3 ran r2's (r2 was installed); r4 ran r2's too
+	// (r3 never reached Install).
+	if got, want := strings.Fields(string(b)), []string{"r1", "r2", "r2"}; !slices.Equal(got, want) {
+		t.Errorf("ApplicationStop scripts ran from %v, want %v", got, want)
+	}
+	last, err := e.Store().LastSuccessful("g")
+	if err != nil || last.Revision != "r4" {
+		t.Errorf("last successful %v (%v), want r4", last, err)
 	}
 }

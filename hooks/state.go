@@ -74,7 +74,7 @@ type Record struct {
 	Finished    time.Time         `json:"finished,omitzero"`
 	FailedEvent string            `json:"failed_event,omitempty"`
 	Error       string            `json:"error,omitempty"`
-	Previous    string            `json:"previous,omitempty"` // last successful deployment when this one started
+	Previous    string            `json:"previous,omitempty"` // last installed deployment when this one started: whose stop scripts it ran
 	BundleEnv   map[string]string `json:"bundle_env,omitempty"`
 	Events      []EventRecord     `json:"events"`
 }
@@ -91,7 +91,12 @@ func (r *Record) Duration(now time.Time) time.Duration {
 //
 //	STATE/deployments/GROUP/
 //	    .lock                 flock held while a deployment of the group runs
-//	    last-successful       ID of the last successful deployment
+//	    last-successful       ID of the last successful deployment: rollback
+//	                          target, and what a fresh host catches up to
+//	    last-installed        ID of the last deployment whose Install event
+//	                          completed (absent: last-successful): whose
+//	                          ApplicationStop, BeforeBlockTraffic and
+//	                          AfterBlockTraffic the next deployment runs
 //	    cleanup-lists         IDs whose install cleanup lists are still to be undone
 //	    DEPLOYMENT-ID/
 //	        record.json       the Record, rewritten atomically at every step
@@ -306,6 +311,27 @@ func (s *Store) LastSuccessful(group string) (*Record, error) {
 	return s.Get(group, id)
 }
 
+// LastInstalled returns the group's last deployment whose Install event
+// completed, successful or not: its files are the ones in place, so its
+// ApplicationStop is the one to run next, as CodeDeploy's agent records
+// its "last successful install" right after Install. A state directory
+// without the pointer (written by an older drover) falls back to the last
+// successful deployment. ErrNoDeployment if there is none.
+func (s *Store) LastInstalled(group string) (*Record, error) {
+	id, err := s.readPointer(group, "last-installed")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return s.LastSuccessful(group)
+	}
+	return s.Get(group, id)
+}
+
+func (s *Store) setLastInstalled(group, id string) error {
+	return atomicfile.WriteFile(filepath.Join(s.groupDir(group), "last-installed"), []byte(id+"\n"), 0o644)
+}
+
 func (s *Store) setLastSuccessful(group, id string) error {
 	return atomicfile.WriteFile(filepath.Join(s.groupDir(group), "last-successful"), []byte(id+"\n"), 0o644)
 }
@@ -425,27 +451,32 @@ func (s *Store) Prune(group string, keep, keepRecords int) error {
 	if err != nil {
 		return err
 	}
+	installed, err := s.readPointer(group, "last-installed")
+	if err != nil {
+		return err
+	}
 	pending, err := s.pendingCleanups(group)
 	if err != nil {
 		return err
 	}
 	// The running deployment and the last successful one keep everything;
 	// one whose cleanup list is still to be undone keeps its directory.
-	keepDir := map[string]bool{last: true}
+	keepDir := map[string]bool{last: true, installed: true}
 	for _, id := range pending {
 		keepDir[id] = true
 	}
-	// The running deployment and the last successful one count first, so
-	// that the group holds keep archives in all.
+	// The running deployment, the last successful and the last installed
+	// one count first, so that the group holds keep archives in all.
+	pinned := func(r *Record) bool { return r.Status == StatusRunning || r.ID == last || r.ID == installed }
 	archives := 0
 	for _, r := range rs {
-		if r.Status == StatusRunning || r.ID == last {
+		if pinned(r) {
 			archives++
 		}
 	}
 	for i := len(rs) - 1; i >= 0; i-- { // newest first
 		r := rs[i]
-		if r.Status == StatusRunning || r.ID == last {
+		if pinned(r) {
 			continue
 		}
 		if newer := len(rs) - 1 - i; newer >= keepRecords && !keepDir[r.ID] {
