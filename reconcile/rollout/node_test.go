@@ -12,14 +12,14 @@ import (
 // net is a tiny perfect network for unit tests: messages are delivered in
 // order, after every step, to hosts that are up and not cut off.
 type net struct {
-	t       *testing.T
-	now     time.Duration
-	nodes   map[string]*Node
-	names   []string
-	st      map[string]Persisted
-	down    map[string]bool
-	cut     map[string]bool // cut off from everyone
-	mute    map[string]bool // its direct messages are lost, its gossip passes (a UDP cut with TCP push-pull)
+	t     *testing.T
+	now   time.Duration
+	nodes map[string]*Node
+	names []string
+	st    map[string]Persisted
+	down  map[string]bool
+	cut   map[string]bool // cut off from everyone
+	mute  map[string]bool // its direct messages are lost, its gossip passes (a UDP cut with TCP push-pull)
 	// side and split: a partition between the hosts of side 1 and the
 	// others. splitAll drops everything between the sides; splitDatagrams
 	// drops what memberlist sends as UDP (gossip, and direct messages that
@@ -31,12 +31,12 @@ type net struct {
 	// TCP.
 	pullEvery time.Duration
 	pulls     int
-	running map[string]Decision
-	starts  []string
-	timing  Timing // of the nodes
-	expect  int    // their bootstrap_expect
-	aborts  []string
-	maxRun  int
+	running   map[string]Decision
+	starts    []string
+	timing    Timing // of the nodes
+	expect    int    // their bootstrap_expect
+	aborts    []string
+	maxRun    int
 }
 
 var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,

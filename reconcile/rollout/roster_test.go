@@ -39,7 +39,6 @@ func (w *net) start(hs ...string) {
 	w.flush()
 }
 
-
 // rosters returns each started host's roster as "epoch:members".
 func (w *net) rosters() map[string]string {
 	out := map[string]string{}
