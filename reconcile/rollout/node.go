@@ -134,6 +134,7 @@ type Node struct {
 	bootSeen       int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
 	bootSince      time.Duration // when bootSeen last changed
 	bootReady      time.Duration // when the bootstrap plan became ready (0: it is not)
+	bootLast       string        // how the last proposal of the first roster ended, for RosterState
 	seenRound      uint64
 	lastNow        time.Duration // time of the last input
 	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
@@ -1060,7 +1061,11 @@ func (n *Node) Tick(now time.Duration) {
 		n.pendingPeers = rest
 	}
 	n.tickClaim(now)
-	if n.prop != nil && now >= n.prop.deadline {
+	if p := n.prop; p != nil && now >= p.deadline {
+		if p.epoch == 0 && n.st.Roster.Epoch == 0 {
+			n.bootLast = fmt.Sprintf("no roster: the last proposal of the first roster %v got %d of %d promises, %d of %d accepted; retrying",
+				p.value, len(p.promises), n.need, len(p.accepted), n.need)
+		}
 		n.prop = nil
 	}
 	if now >= n.nextHouse {

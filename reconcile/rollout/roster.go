@@ -278,6 +278,7 @@ func bootstrapWins(a, b []string) bool {
 // (PROTOCOL.md §4.4).
 type bootPlan struct {
 	value []string // the roster to propose (bootstrap_expect) or create (A4) now; nil: not yet
+	ready bool     // bootstrap_expect: value is known, the proposer's turn may not have come
 	why   string   // when value is nil: why not, for drover status
 	seen  int      // hosts without a roster seen alive with rows, this one included
 }
@@ -350,6 +351,7 @@ func (n *Node) bootPlan(now time.Duration) bootPlan {
 		pl.why = "no roster: bootstrap delay (rows may still come)"
 		return pl
 	}
+	pl.ready = true
 	pos := slices.Index(hosts, n.cfg.Host)
 	ready := n.bootReady
 	if ready == 0 {
@@ -391,18 +393,21 @@ func (n *Node) bootstrap(now time.Duration) {
 		n.bootSeen, n.bootSince = pl.seen, now
 		pl = n.bootPlan(now)
 	}
-	if pl.value == nil {
-		n.bootReady = 0
+	if n.cfg.BootstrapExpect == 0 {
+		if pl.value != nil {
+			n.adoptRoster(now, Roster{Epoch: 1, Members: pl.value})
+		}
 		return
 	}
-	if n.cfg.BootstrapExpect == 0 {
-		n.adoptRoster(now, Roster{Epoch: 1, Members: pl.value})
+	if !pl.ready {
+		n.bootReady = 0
 		return
 	}
 	if n.bootReady == 0 {
 		n.bootReady = now
+		pl = n.bootPlan(now)
 	}
-	if n.prop == nil {
+	if pl.value != nil && n.prop == nil {
 		n.propose(now, pl.value)
 	}
 }
@@ -433,8 +438,10 @@ func (n *Node) RosterState(now time.Duration) RosterState {
 		}
 	} else if rs.Why == "" && n.frozen() {
 		rs.Why = fmt.Sprintf("no roster: accepted the first roster %v, waiting for %d of bootstrap_expect %d to accept it", n.st.AccValue, n.need, n.cfg.BootstrapExpect)
+	} else if rs.Why == "" && n.bootLast != "" {
+		rs.Why = n.bootLast
 	} else if rs.Why == "" {
-		rs.Why = "no roster: forming the first one"
+		rs.Why = "no roster: proposing the first roster"
 	}
 	return rs
 }
