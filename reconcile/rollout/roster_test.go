@@ -514,3 +514,56 @@ func TestBootstrapPaxosDuplicatesAndLateMessages(t *testing.T) {
 		t.Fatalf("h4 roster %+v, want epoch 1 %v", r, chosen)
 	}
 }
+
+// TestRosterStateSaysWhy: a host without a roster says why, in each case.
+func TestRosterStateSaysWhy(t *testing.T) {
+	why := func(w *net, h string) string { return w.nodes[h].RosterState(w.now).Why }
+	expectIn := func(t *testing.T, got, want string) {
+		t.Helper()
+		if !strings.Contains(got, want) {
+			t.Errorf("says %q, want %q", got, want)
+		}
+	}
+	t.Run("A4", func(t *testing.T) {
+		w := newFreshNet(t, 3, 0, bootTiming)
+		w.start(w.names...)
+		expectIn(t, why(w, "h1"), "no roster: bootstrap delay")
+		w.nodes["h0"].PeerChanged(w.now, "h9", ReachAlive) // memberlist shows it; its row has not come
+		w.advance(bootTiming.BootstrapDelay)
+		expectIn(t, why(w, "h0"), "no roster: waiting for row of h9")
+		expectIn(t, why(w, "h2"), "no roster: bootstrap waits for h0 (first by name)")
+		w.nodes["h0"].PeerChanged(w.now, "h9", ReachDead)
+		w.mute["h0"] = true // its answers to roster requests are lost
+		w.advance(2 * bootTiming.Renew)
+		if e := w.nodes["h0"].Roster().Epoch; e != 1 {
+			t.Fatalf("h0 did not form the roster: epoch %d", e)
+		}
+		expectIn(t, why(w, "h1"), "no roster: fetching the roster of epoch 1 from h0")
+		if rs := w.nodes["h0"].RosterState(w.now); rs.Why != "" || !rs.Voter || rs.Members != 3 {
+			t.Errorf("h0 with a roster: %+v", rs)
+		}
+	})
+	t.Run("expect", func(t *testing.T) {
+		w := newFreshNet(t, 5, 5, bootTiming)
+		w.start("h0", "h1")
+		w.advance(bootTiming.BootstrapDelay)
+		expectIn(t, why(w, "h0"), "no roster: waiting for bootstrap_expect 5 hosts, 2 seen")
+		w.start("h2")
+		w.advance(bootTiming.Renew)
+		expectIn(t, why(w, "h0"), "no roster: waiting for bootstrap_expect 5 hosts, 3 seen (a majority forms it without the others in ")
+		w.nodes["h0"].PeerChanged(w.now, "h4", ReachAlive)
+		w.advance(bootTiming.Renew)
+		expectIn(t, why(w, "h0"), "no roster: waiting for bootstrap_expect 5 hosts, 3 seen; no row yet from h4")
+	})
+	t.Run("more than expected", func(t *testing.T) {
+		w := newFreshNet(t, 6, 5, bootTiming)
+		w.start(w.names...)
+		w.run(t, 3*bootTiming.BootstrapPartial)
+		for _, h := range w.names {
+			if e := w.nodes[h].Roster().Epoch; e != 0 {
+				t.Fatalf("%s formed a roster with 6 hosts and bootstrap_expect 5: %v", h, w.rosters())
+			}
+		}
+		expectIn(t, why(w, "h3"), "no roster: 6 hosts without a roster, more than bootstrap_expect 5")
+	})
+}
