@@ -290,7 +290,7 @@ func (n *Node) bootPlan(now time.Duration) bootPlan {
 	if n.st.Roster.Epoch > 0 {
 		return pl
 	}
-	if p := n.peers[n.rosterFrom]; n.rosterFrom != "" && p != nil && p.hasRow {
+	if p := n.peers[n.rosterFrom]; n.rosterFrom != "" && p != nil && p.hasRow && p.reach == ReachAlive {
 		pl.why = fmt.Sprintf("no roster: fetching the roster of epoch %d from %s", p.row.Epoch, p.host)
 		return pl
 	}
