@@ -148,8 +148,15 @@ func rev(r string, s manifest.Strategy) Desired {
 // side one at a time, the minority starts nothing, and after the heal the
 // minority goes too. Before the roster travelled over TCP h2–h4 never had
 // one, never voted, and revision 2 never started.
+// The same with bootstrap_expect 5.
 func TestGrayCutFreshGroupGetsOneRoster(t *testing.T) {
-	w := newFreshNet(t, 5, 0, bootTiming)
+	for _, expect := range []int{0, 5} {
+		t.Run(fmt.Sprintf("expect=%d", expect), func(t *testing.T) { testGrayCutFreshGroup(t, expect) })
+	}
+}
+
+func testGrayCutFreshGroup(t *testing.T, expect int) {
+	w := newFreshNet(t, 5, expect, bootTiming)
 	w.pullEvery = 500 * time.Millisecond
 	w.start(w.names...)
 	w.desire(rev("r1", manifest.AllAtOnce), w.names...)
@@ -566,4 +573,30 @@ func TestRosterStateSaysWhy(t *testing.T) {
 		}
 		expectIn(t, why(w, "h3"), "no roster: 6 hosts without a roster, more than bootstrap_expect 5")
 	})
+}
+
+// TestBootstrapExpectNeverUsesBootstrapWins: told of another, larger
+// epoch-1 roster, a host with bootstrap_expect keeps its own (two first
+// rosters cannot both have been chosen; adopting one would hide the
+// breach) and counts the conflict; a host without it adopts the larger one
+// (A4's merge rule).
+func TestBootstrapExpectNeverUsesBootstrapWins(t *testing.T) {
+	for _, expect := range []int{0, 3} {
+		t.Run(fmt.Sprintf("expect=%d", expect), func(t *testing.T) {
+			mine := Roster{Epoch: 1, Members: []string{"a", "b", "c"}}
+			n := NewNode(Config{Host: "a", App: "app", Group: "g", Timing: bootTiming, BootstrapExpect: expect}, Persisted{Roster: mine}, 0)
+			other := []string{"a", "b", "c", "d"}
+			n.Receive(time.Second, Message{Kind: KindRosterResp, App: "app", From: "d", Epoch: 1, Members: other})
+			got := n.Roster()
+			if expect == 0 {
+				if !slices.Equal(got.Members, other) {
+					t.Errorf("without bootstrap_expect: roster %v, want the larger %v", got.Members, other)
+				}
+				return
+			}
+			if !slices.Equal(got.Members, mine.Members) || n.Stats().RosterConflicts != 1 {
+				t.Errorf("roster %v, conflicts %d; want %v kept and 1 conflict", got.Members, n.Stats().RosterConflicts, mine.Members)
+			}
+		})
+	}
 }
