@@ -600,3 +600,33 @@ func TestBootstrapExpectNeverUsesBootstrapWins(t *testing.T) {
 		})
 	}
 }
+
+// TestBootstrapAcceptorRefuses: an acceptor of the first roster refuses a
+// prepare with another bootstrap_expect, and any prepare once it sees more
+// hosts without a roster than bootstrap_expect (A4' broken: a quorum of
+// ⌊N/2⌋+1 no longer meets every other).
+func TestBootstrapAcceptorRefuses(t *testing.T) {
+	b := newPaxosBench(t)
+	h1 := b.nodes["h1"]
+	prep := func(expect uint32, round uint64) bool {
+		h1.Receive(b.now, Message{Kind: KindPrepare, App: "app", From: "h0", Epoch: 0, Expect: expect, Ballot: Ballot{Round: round, Node: "h0"}})
+		o := h1.TakeOutput()
+		for _, e := range o.Send {
+			if e.Msg.Kind == KindPromise {
+				return e.Msg.OK
+			}
+		}
+		t.Fatal("no promise answered")
+		return false
+	}
+	if !prep(5, 1) {
+		t.Fatal("a good prepare was refused")
+	}
+	if prep(3, 2) {
+		t.Error("a prepare with bootstrap_expect 3 was promised by a host with 5")
+	}
+	h1.Receive(b.now, Message{Kind: KindRow, App: "app", From: "h5", Row: Row{Host: "h5", Seq: 1 << 32}})
+	if prep(5, 3) {
+		t.Error("promised while seeing 6 hosts without a roster, bootstrap_expect 5")
+	}
+}
