@@ -58,6 +58,7 @@ type App struct {
 	mu     sync.Mutex // guards the fields below
 	queue  []Decision // not yet taken from out
 	status []rollout.HostStatus
+	roster rollout.RosterState
 	paused bool
 	closed bool
 }
@@ -138,6 +139,14 @@ func (a *App) Status() []rollout.HostStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.status)
+}
+
+// Roster returns the group's roster as this host holds it and, while it has
+// none, why (rollout.Node.RosterState). Same lag as Status.
+func (a *App) Roster() rollout.RosterState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.roster
 }
 
 // Paused reports the fleet-wide pause flag as this host sees it.

@@ -94,6 +94,9 @@ type testNet struct {
 	mu   sync.Mutex
 	side map[string]int // guarded by mu
 	cut  bool           // guarded by mu
+	// udpOnly: the cut drops datagrams only; streams (TCP) pass, as with
+	// a firewall that blocks UDP 7946. Guarded by mu.
+	udpOnly bool
 }
 
 func newTestNet() *testNet { return &testNet{side: map[string]int{}} }
@@ -102,6 +105,14 @@ func (n *testNet) blocked(from, to string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cut && n.side[from] != n.side[to]
+}
+
+// blockedStream reports whether a stream from one address to another is refused.
+func (n *testNet) blockedStream(from, to string) bool {
+	n.mu.Lock()
+	udpOnly := n.udpOnly
+	n.mu.Unlock()
+	return !udpOnly && n.blocked(from, to)
 }
 
 func (n *testNet) partition(sides map[string]int) {
@@ -152,7 +163,7 @@ func (f *faultyTransport) WriteToAddress(b []byte, a memberlist.Address) (time.T
 }
 
 func (f *faultyTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if f.net.blocked(f.self, addr) {
+	if f.net.blockedStream(f.self, addr) {
 		return nil, errPartitioned
 	}
 	return f.NetTransport.DialTimeout(addr, timeout)

@@ -138,7 +138,7 @@ func (d *driver) apply(now time.Duration, k call) {
 	a := k.app
 	if k.kind == callRegister {
 		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
-		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing}, a.cfg.State, now)
+		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing, BootstrapExpect: d.c.cfg.BootstrapExpect}, a.cfg.State, now)
 		d.apps[a.name] = s
 		for name := range d.members {
 			d.tellMember(now, s, name)
@@ -393,10 +393,12 @@ func (d *driver) snapshots(now time.Duration) {
 	}
 	built := false
 	for _, s := range d.apps {
-		if s.dirty {
-			st, paused := s.node.Status(), s.node.Paused()
+		// Without a roster the reason can change with time alone (a
+		// bootstrap wait passing): it is recomputed at every snapshot.
+		if s.dirty || s.node.Roster().Epoch == 0 {
+			st, paused, rs := s.node.Status(), s.node.Paused(), s.node.RosterState(now)
 			s.a.mu.Lock()
-			s.a.status, s.a.paused = st, paused
+			s.a.status, s.a.paused, s.a.roster = st, paused, rs
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}

@@ -53,7 +53,11 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.s(m.Flag.Node)
 	default:
 		e.u(m.Epoch)
-		e.u(uint64(m.Slot))
+		if m.Kind.paxos() {
+			e.u(uint64(m.Expect))
+		} else {
+			e.u(uint64(m.Slot))
+		}
 		e.u(m.Claim)
 		e.u(m.Round)
 		e.bool(m.OK)
@@ -215,7 +219,11 @@ func Decode(b []byte) (Message, error) {
 		m.Flag.Node = d.s()
 	default:
 		m.Epoch = d.u()
-		m.Slot = d.u32()
+		if m.Kind.paxos() {
+			m.Expect = d.u32()
+		} else {
+			m.Slot = d.u32()
+		}
 		m.Claim = d.u()
 		m.Round = d.u()
 		m.OK = d.bool()

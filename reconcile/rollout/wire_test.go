@@ -18,6 +18,7 @@ func sampleMessages() []Message {
 		{Kind: KindGrant, App: "web", From: "b", Epoch: 4, Slot: 2, Claim: 10, Round: 1, OK: false, Holder: "c", Failed: []string{"d", "e"}},
 		{Kind: KindRelease, App: "web", From: "a", Slot: 2, Claim: 10, Result: "failed", Row: row},
 		{Kind: KindAccept, App: "web", From: "a", Epoch: 4, Ballot: Ballot{Round: 3, Node: "a"}, Members: []string{"a", "b", "c"}},
+		{Kind: KindPrepare, App: "web", From: "a", Epoch: 0, Ballot: Ballot{Round: 1, Node: "a"}, Expect: 5}, // the first roster (bootstrap_expect)
 	}
 }
 
