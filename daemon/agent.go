@@ -163,6 +163,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		NodeName: cfg.Node.Name, Bind: cfg.Cluster.Bind, Advertise: cfg.Cluster.Advertise,
 		Join: cfg.Cluster.Join, Keys: keys, Groups: cfg.Node.Groups, Params: params, Logger: log.With("component", "gossip"),
 		BootstrapExpect: cfg.Cluster.BootstrapExpect,
+		Nonce:           a.store.ID(),
 		Stats: gossip.Stats{
 			Dropped: func(reason string) { a.metrics.GossipMessagesDropped.WithLabelValues(reason).Inc() },
 			Bytes:   func(dir string, n int) { a.metrics.GossipBytes.WithLabelValues(dir).Add(float64(n)) },

@@ -138,7 +138,7 @@ func (d *driver) apply(now time.Duration, k call) {
 	a := k.app
 	if k.kind == callRegister {
 		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
-		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing, BootstrapExpect: d.c.cfg.BootstrapExpect}, a.cfg.State, now)
+		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing, BootstrapExpect: d.c.cfg.BootstrapExpect, Nonce: d.c.cfg.Nonce}, a.cfg.State, now)
 		d.apps[a.name] = s
 		for name := range d.members {
 			d.tellMember(now, s, name)

@@ -123,7 +123,7 @@ type Request struct {
 	RevisionID string
 	// Rollback marks a return to an earlier revision after a halt.
 	Rollback bool
-	// ID is the deployment ID; when empty it is DeploymentID(app, group,
+	// ID is the deployment ID; when empty it is DeploymentID(store, app, group,
 	// revision, seq) with seq the group's next local sequence number.
 	ID string
 	// Fetch puts the revision's bundle into dst, an empty staging directory
@@ -151,11 +151,14 @@ type Request struct {
 // host's lease on its slot may have lapsed, so it must not go on.
 var ErrFenced = errors.New("the slot's fence passed: this host's lease on its rollout slot ran out (the agent was paused, or cut off from the voters)")
 
-// DeploymentID is the ID every host of a rollout computes alike:
-// "d-" and 12 hex digits of sha256(app, group, revision, attempt).
-func DeploymentID(app, group, revision string, attempt int) string {
+// DeploymentID is the ID of a deployment run outside a fleet (drover
+// deploy-local): "d-" and 12 hex digits of sha256(app, group, revision,
+// seq, store), store being the state directory's ID, so that two fresh
+// state directories never give the same ID. A fleet's IDs come from the
+// rollout protocol (rollout.DeploymentID).
+func DeploymentID(store, app, group, revision string, seq int) string {
 	h := sha256.New()
-	for _, s := range []string{app, group, revision, strconv.Itoa(attempt)} {
+	for _, s := range []string{app, group, revision, strconv.Itoa(seq), store} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -224,7 +227,7 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 	}
 	id := req.ID
 	if id == "" {
-		id = DeploymentID(req.Application, req.Group, req.Revision, seq)
+		id = DeploymentID(st.ID(), req.Application, req.Group, req.Revision, seq)
 	}
 	if err := validName("deployment", id); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +91,7 @@ func (r *Record) Duration(now time.Time) time.Duration {
 
 // Store is the on-disk state of every deployment group on this host:
 //
+//	STATE/deployments/.store-id   this state directory's random ID (see ID)
 //	STATE/deployments/GROUP/
 //	    .lock                 flock held while a deployment of the group runs
 //	    last-successful       ID of the last successful deployment: rollback
@@ -108,6 +111,7 @@ func (r *Record) Duration(now time.Time) time.Duration {
 // readable state.
 type Store struct {
 	dir string
+	id  string
 }
 
 // ErrNoDeployment says a group has no (successful) deployment yet.
@@ -122,7 +126,54 @@ func OpenStore(stateDir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open state directory: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir}
+	id, err := s.loadID()
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	return s, nil
+}
+
+// storeIDFile holds the store's ID: 16 random hex digits made when the
+// state directory is first used.
+const storeIDFile = ".store-id" // a dot: never a group name
+
+// ID is the state directory's ID: random, made when it was first used, kept
+// for its life. A host wiped or reinstalled gets a new one, so IDs derived
+// from it (deployment IDs) never repeat across reinstalls.
+func (s *Store) ID() string { return s.id }
+
+func (s *Store) loadID() (string, error) {
+	p := filepath.Join(s.dir, storeIDFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); len(id) == 16 && isHex(id) {
+			return id, nil
+		}
+		// Corrupt (a torn write cannot happen: it is written atomically;
+		// an edit can): a new ID only makes later IDs differ, which is safe.
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read state directory ID: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("make state directory ID: %w", err)
+	}
+	id := hex.EncodeToString(r[:])
+	if err := atomicfile.WriteFile(p, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write state directory ID: %w", err)
+	}
+	return id, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // groupDir returns the directory of a group. Group and deployment names are

@@ -20,6 +20,12 @@ type Config struct {
 	// the group's hosts with a quorum of ⌊N/2⌋+1, so two first rosters
 	// cannot form apart (gossip/PROTOCOL.md §4.4).
 	BootstrapExpect int
+	// Nonce is random and durable for this host's state (the daemon passes
+	// its state directory's ID): the lineage of a first roster this host
+	// forms or proposes, and of a roster change it proposes for a group
+	// whose roster has none yet (written by an older drover). Deployment
+	// IDs fold the lineage in, so a group formed anew never reuses one.
+	Nonce string
 }
 
 // peer is what a Node knows about one host of the group (itself included).
@@ -487,7 +493,7 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindAccepted:
 		n.onAccepted(now, *m)
 	case KindRosterReq:
-		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
 	case KindRosterResp:
 		n.onRosterResp(now, *m)
 	}
@@ -865,7 +871,13 @@ func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, windo
 }
 
 func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
-	run.id = DeploymentID(n.cfg.App, n.cfg.Group, run.rev, run.attempt)
+	lineage := n.st.Roster.Lineage
+	if lineage == "" && run.slotless {
+		// A fresh host's install before any roster: its own deployment,
+		// not a rollout's (no other host shares it).
+		lineage = n.cfg.Nonce
+	}
+	run.id = DeploymentID(lineage, n.cfg.App, n.cfg.Group, run.rev, run.attempt)
 	n.run = run
 	r := &n.self.row
 	switch {
@@ -1000,7 +1012,7 @@ func (n *Node) LocalState() []Message {
 	if n.st.Roster.Epoch > 0 {
 		// The roster rides along: push-pull is a stream, so a host that
 		// datagrams cannot reach still learns the voters (PROTOCOL.md §4.4).
-		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
 	}
 	return out
 }

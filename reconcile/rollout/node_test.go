@@ -33,8 +33,10 @@ type net struct {
 	pulls     int
 	running   map[string]Decision
 	starts    []string
-	timing    Timing // of the nodes
-	expect    int    // their bootstrap_expect
+	timing    Timing            // of the nodes
+	expect    int               // their bootstrap_expect
+	nonce     string            // prefix of their Config.Nonce (start: nonce+host)
+	ids       map[string]string // each host's last slotted deployment ID
 	aborts    []string
 	maxRun    int
 }
@@ -145,6 +147,12 @@ func (w *net) decide(h string, d Decision) {
 		}
 		w.running[h] = d
 		w.starts = append(w.starts, h)
+		if !d.Slotless {
+			if w.ids == nil {
+				w.ids = map[string]string{}
+			}
+			w.ids[h] = d.Deployment
+		}
 		slotted := 0
 		for _, r := range w.running {
 			if !r.Slotless {

@@ -67,6 +67,8 @@ type proposal struct {
 	accepted map[string]bool // first roster only: acceptors that accepted the ballot
 	best     Ballot
 	bestVal  []string
+	bestLin  string // lineage accepted with bestVal
+	lineage  string // proposed with value
 	phase    int
 	deadline time.Duration
 }
@@ -96,7 +98,7 @@ func (n *Node) setRoster(r Roster) {
 func (n *Node) adoptRoster(now time.Duration, r Roster) {
 	r.Members = slices.Clone(r.Members)
 	n.setRoster(r)
-	n.st.Promised, n.st.Accepted, n.st.AccValue = Ballot{}, Ballot{}, nil
+	n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Ballot{}, Ballot{}, nil, ""
 	n.prop = nil
 	n.wantSince = 0
 	n.dirty = true
@@ -145,11 +147,11 @@ func (n *Node) onRosterResp(now time.Duration, m Message) {
 	}
 	switch {
 	case m.Epoch > mine.Epoch:
-		n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members})
+		n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members, Lineage: m.Lineage})
 	case m.Epoch != 1 || mine.Epoch != 1 || hashMembers(m.Members) == n.rosterHash:
 	case n.cfg.BootstrapExpect == 0:
 		if bootstrapWins(m.Members, mine.Members) {
-			n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members})
+			n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members, Lineage: m.Lineage})
 		}
 	default:
 		n.stats.RosterConflicts++ // A4' broken: see PROTOCOL.md §4.4
@@ -168,15 +170,22 @@ func (n *Node) checkActivation(now time.Duration) {
 			continue
 		}
 		var val []string
+		var lin string
 		switch {
 		case hashMembers(n.st.AccValue) == k.h:
-			val = n.st.AccValue
+			val, lin = n.st.AccValue, n.st.AccLineage
 		case n.prop != nil && n.prop.phase == 2 && hashMembers(n.prop.value) == k.h:
-			val = n.prop.value
+			val, lin = n.prop.value, n.prop.lineage
 		default:
 			continue // we do not hold the value; we will fetch the roster once someone activated
 		}
-		n.adoptRoster(now, Roster{Epoch: e + 1, Members: val})
+		if lin == "" {
+			// Chosen by an older drover: keep ours. (Proposers propose
+			// their roster's lineage, so a group's lineage never changes
+			// once set, and every host activating the value adopts it.)
+			lin = n.st.Roster.Lineage
+		}
+		n.adoptRoster(now, Roster{Epoch: e + 1, Members: val, Lineage: lin})
 		return
 	}
 }
@@ -395,7 +404,7 @@ func (n *Node) bootstrap(now time.Duration) {
 	}
 	if n.cfg.BootstrapExpect == 0 {
 		if pl.value != nil {
-			n.adoptRoster(now, Roster{Epoch: 1, Members: pl.value})
+			n.adoptRoster(now, Roster{Epoch: 1, Members: pl.value, Lineage: n.cfg.Nonce})
 		}
 		return
 	}
@@ -451,7 +460,10 @@ func (n *Node) propose(now time.Duration, value []string) {
 	p := &proposal{
 		ballot: Ballot{Round: round, Node: n.cfg.Host}, epoch: n.st.Roster.Epoch,
 		value: slices.Clone(value), promises: map[string]bool{}, accepted: map[string]bool{}, phase: 1,
-		deadline: now + 4*n.t.ClaimTimeout + n.t.ProposeDelay,
+		deadline: now + 4*n.t.ClaimTimeout + n.t.ProposeDelay, lineage: n.st.Roster.Lineage,
+	}
+	if p.lineage == "" {
+		p.lineage = n.cfg.Nonce // a first roster, or an older drover's
 	}
 	n.prop = p
 	m := Message{Kind: KindPrepare, Epoch: p.epoch, Ballot: p.ballot, Expect: uint32(n.cfg.BootstrapExpect)}
@@ -503,7 +515,7 @@ func (n *Node) promise(now time.Duration, m *Message) Message {
 	}
 	n.st.Promised = m.Ballot
 	n.dirty = true
-	r.OK, r.Ballot, r.Members = true, n.st.Accepted, n.st.AccValue
+	r.OK, r.Ballot, r.Members, r.Lineage = true, n.st.Accepted, n.st.AccValue, n.st.AccLineage
 	return r
 }
 
@@ -523,16 +535,17 @@ func (n *Node) onPromise(now time.Duration, m Message) {
 	}
 	p.promises[m.From] = true
 	if !m.Ballot.IsZero() && p.best.Less(m.Ballot) {
-		p.best, p.bestVal = m.Ballot, m.Members
+		p.best, p.bestVal, p.bestLin = m.Ballot, m.Members, m.Lineage
 	}
 	if len(p.promises) < n.need {
 		return
 	}
 	p.phase = 2
 	if !p.best.IsZero() {
-		p.value = slices.Clone(p.bestVal)
+		// Paxos: finish what a quorum may have chosen, lineage included.
+		p.value, p.lineage = slices.Clone(p.bestVal), p.bestLin
 	}
-	a := Message{Kind: KindAccept, Epoch: p.epoch, Ballot: p.ballot, Members: p.value, Expect: uint32(n.cfg.BootstrapExpect)}
+	a := Message{Kind: KindAccept, Epoch: p.epoch, Ballot: p.ballot, Members: p.value, Expect: uint32(n.cfg.BootstrapExpect), Lineage: p.lineage}
 	if n.accept(now, &a) {
 		n.onAccepted(now, Message{Kind: KindAccepted, From: n.cfg.Host, Epoch: a.Epoch, Ballot: a.Ballot, OK: true})
 	}
@@ -544,7 +557,7 @@ func (n *Node) accept(now time.Duration, m *Message) bool {
 	if !n.acceptor(m) || m.Ballot.Less(n.st.Promised) || len(m.Members) == 0 {
 		return false
 	}
-	n.st.Promised, n.st.Accepted, n.st.AccValue = m.Ballot, m.Ballot, slices.Clone(m.Members)
+	n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = m.Ballot, m.Ballot, slices.Clone(m.Members), m.Lineage
 	n.dirty = true
 	n.writeRow(now)
 	n.checkActivation(now)
@@ -568,6 +581,6 @@ func (n *Node) onAccepted(now time.Duration, m Message) {
 	}
 	p.accepted[m.From] = true
 	if len(p.accepted) >= n.need {
-		n.adoptRoster(now, Roster{Epoch: 1, Members: p.value})
+		n.adoptRoster(now, Roster{Epoch: 1, Members: p.value, Lineage: p.lineage})
 	}
 }

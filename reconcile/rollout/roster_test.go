@@ -36,7 +36,7 @@ func newFreshNet(t *testing.T, n, expect int, timing Timing) *net {
 // join is a push-pull with the seed.
 func (w *net) start(hs ...string) {
 	for _, h := range hs {
-		w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: w.timing, BootstrapExpect: w.expect}, Persisted{}, w.now)
+		w.nodes[h] = NewNode(Config{Host: h, App: "app", Group: "g", Timing: w.timing, BootstrapExpect: w.expect, Nonce: w.nonce + h}, Persisted{}, w.now)
 		for _, seed := range w.names {
 			if seed != h && w.nodes[seed] != nil && w.reachable(h, seed) {
 				w.pushPull(h, seed)
@@ -628,5 +628,67 @@ func TestBootstrapAcceptorRefuses(t *testing.T) {
 	h1.Receive(b.now, Message{Kind: KindRow, App: "app", From: "h5", Row: Row{Host: "h5", Seq: 1 << 32}})
 	if prep(5, 3) {
 		t.Error("promised while seeing 6 hosts without a roster, bootstrap_expect 5")
+	}
+}
+
+// TestDeploymentIDsFollowTheGroupsLineage (issue 11): the hosts of one
+// rollout share its deployment ID, and the same group formed anew (every
+// state wiped, new nonces) gives the same revision another one, with and
+// without bootstrap_expect. The lineage the first roster got survives a
+// roster change (a host joins) and reaches a host that fetches the roster.
+func TestDeploymentIDsFollowTheGroupsLineage(t *testing.T) {
+	for _, expect := range []int{0, 3} {
+		t.Run(fmt.Sprintf("expect=%d", expect), func(t *testing.T) {
+			form := func(nonce string) (*net, map[string]string) {
+				w := newFreshNet(t, 3, expect, bootTiming)
+				w.nonce = nonce
+				w.start(w.names...)
+				w.run(t, 10*time.Second)
+				if _, ok := w.oneRoster(w.names...); !ok {
+					t.Fatalf("rosters %v, want one", w.rosters())
+				}
+				w.desire(rev("r1", manifest.AllAtOnce), w.names...) // fresh hosts: slotless
+				for h := range w.running {
+					w.finish(h, true)
+				}
+				w.desire(rev("r2", manifest.OneAtATime), w.names...)
+				if !w.rollOut(time.Minute, func() bool { return w.installed("r2", w.names...) == 3 }) {
+					t.Fatalf("%d of 3 installed r2", w.installed("r2", w.names...))
+				}
+				return w, w.ids
+			}
+			w, first := form("a-")
+			lin := w.nodes["h0"].Roster().Lineage
+			if lin == "" {
+				t.Fatal("the first roster has no lineage")
+			}
+			var id string
+			for h, d := range first {
+				if id != "" && d != id {
+					t.Fatalf("hosts of one rollout got different IDs: %v", first)
+				}
+				id = d
+				if got := w.nodes[h].Roster().Lineage; got != lin {
+					t.Errorf("%s has lineage %q, h0 %q", h, got, lin)
+				}
+			}
+			if len(first) != 3 {
+				t.Fatalf("slotted IDs %v, want 3 hosts", first)
+			}
+			_, second := form("b-")
+			if second["h0"] == id {
+				t.Errorf("the group formed anew reused deployment ID %s", id)
+			}
+
+			// A fourth host joins: the roster changes and keeps its lineage;
+			// the joiner fetched it.
+			w.names = append(w.names, "h3")
+			w.start("h3")
+			w.run(t, 30*time.Second)
+			r, ok := w.oneRoster(w.names...)
+			if !ok || len(r.Members) != 4 || r.Lineage != lin {
+				t.Fatalf("after a join: rosters %v, lineage %q; want one of four with lineage %q", w.rosters(), r.Lineage, lin)
+			}
+		})
 	}
 }

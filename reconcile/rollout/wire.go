@@ -65,7 +65,11 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.s(m.Revision)
 		e.u(uint64(m.Attempt))
 		e.u(uint64(m.Lease / time.Millisecond))
-		e.s(m.Result)
+		if m.Kind.lineageInResult() {
+			e.s(m.Lineage)
+		} else {
+			e.s(m.Result)
+		}
 		e.u(m.Ballot.Round)
 		e.s(m.Ballot.Node)
 		e.list(m.Members)
@@ -235,7 +239,11 @@ func Decode(b []byte) (Message, error) {
 			d.fail("lease out of range")
 		}
 		m.Lease = time.Duration(ms) * time.Millisecond
-		m.Result = d.s()
+		if m.Kind.lineageInResult() {
+			m.Lineage = d.s()
+		} else {
+			m.Result = d.s()
+		}
 		m.Ballot.Round = d.u()
 		m.Ballot.Node = d.s()
 		m.Members = d.list()
