@@ -672,3 +672,40 @@ func TestStalledHostIsPassedOver(t *testing.T) {
 		})
 	}
 }
+
+// TestForceRemoveIsForgottenOnceDone: the operator removes a dead voter;
+// once a roster without it is adopted the request is done, so when the host
+// comes back and the group re-admits it, the host that was asked does not
+// propose its removal again (it did, after every re-admission, for ever).
+func TestForceRemoveIsForgottenOnceDone(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.down["h2"] = true
+	for _, h := range w.names[:2] {
+		w.nodes[h].PeerChanged(w.now, "h2", ReachDead)
+	}
+	w.nodes["h0"].ForceRemove(w.now, "h2")
+	w.flush()
+	w.advance(5 * time.Second)
+	if r := w.nodes["h1"].Roster(); slices.Contains(r.Members, "h2") || len(r.Members) != 2 {
+		t.Fatalf("after the removal: roster %+v, want h0 and h1", r)
+	}
+	// h2 restarts with its state and is alive again: a joiner.
+	delete(w.down, "h2")
+	w.nodes["h2"] = NewNode(Config{Host: "h2", App: "app", Group: "g", Timing: w.timing}, w.st["h2"], w.now)
+	for _, h := range w.names[:2] {
+		w.nodes[h].PeerChanged(w.now, "h2", ReachAlive)
+		w.nodes["h2"].PeerChanged(w.now, h, ReachAlive)
+	}
+	w.pushPull("h2", "h0")
+	w.pushPull("h2", "h1")
+	w.flush()
+	w.advance(10 * time.Second)
+	back := w.nodes["h0"].Roster()
+	if !slices.Contains(back.Members, "h2") {
+		t.Fatalf("h2 not re-admitted: roster %+v", back)
+	}
+	w.advance(time.Minute)
+	if r := w.nodes["h0"].Roster(); r.Epoch != back.Epoch || !slices.Contains(r.Members, "h2") {
+		t.Fatalf("the roster moved on after the re-admission: %+v, then %+v (the removal proposed again)", back, r)
+	}
+}

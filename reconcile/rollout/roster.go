@@ -99,6 +99,14 @@ func (n *Node) adoptRoster(now time.Duration, r Roster) {
 	r.Members = slices.Clone(r.Members)
 	n.setRoster(r)
 	n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Ballot{}, Ballot{}, nil, ""
+	for h := range n.forceRemove {
+		if !n.members[h] {
+			// Done: a roster without it. A later re-admission (the host
+			// came back and joined) is the group's to decide, not a
+			// reason to remove it again.
+			delete(n.forceRemove, h)
+		}
+	}
 	n.prop = nil
 	n.wantSince = 0
 	n.dirty = true
