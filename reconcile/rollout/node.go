@@ -347,11 +347,18 @@ func (n *Node) PeerChanged(now time.Duration, host string, r Reach) {
 	}
 	p.reach, p.since = r, now
 	p.skipped = false
-	n.update(p, now)
-	if !r.Reachable() && (p.c.occupies || p.c.unhealthy) {
-		n.pendingPeers = append(n.pendingPeers, pendingPeer{at: now + n.t.Lease, host: host})
-	}
+	n.update(p, now) // schedules the recount one lease on if it may be running
 	n.evaluate(now)
+}
+
+// recountAt has host's contribution counted again at at (once).
+func (n *Node) recountAt(at time.Duration, host string) {
+	for _, pp := range n.pendingPeers {
+		if pp.host == host && pp.at == at {
+			return
+		}
+	}
+	n.pendingPeers = append(n.pendingPeers, pendingPeer{at: at, host: host})
 }
 
 // ForceRemove is the operator's removal of a host from the roster (for a
@@ -656,6 +663,12 @@ func (n *Node) update(p *peer, now time.Duration) {
 		n.progressAt = now // something that decides who goes next changed
 	}
 	p.c = c
+	if (c.occupies || c.unhealthy) && p != n.self && !p.reach.Reachable() && p.reach != ReachSuspect {
+		// It counts as running only for the lease bound after it became
+		// unreachable: count it again then, whether the row or the verdict
+		// came first (a row of a host already dead was counted for good).
+		n.recountAt(p.since+n.t.Lease, p.host)
+	}
 	if p.hasRow && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt &&
 		p.row.Phase == PhaseFailed {
 		n.failed[p.host] = true

@@ -709,3 +709,57 @@ func TestForceRemoveIsForgottenOnceDone(t *testing.T) {
 		t.Fatalf("the roster moved on after the re-admission: %+v, then %+v (the removal proposed again)", back, r)
 	}
 }
+
+// TestDeadPeersSlotIsFreedWhicheverCameFirst: a host told a peer is dead
+// (or unknown to memberlist: the driver's route rule) before it holds the
+// peer's row, then given a row showing the peer in a slot, counts the slot
+// occupied for one lease after the death, and not for good (found by the
+// simulator as fault seed 3894: two restarted hosts never freed slot 0).
+func TestDeadPeersSlotIsFreedWhicheverCameFirst(t *testing.T) {
+	for _, reachFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reachFirst=%v", reachFirst), func(t *testing.T) {
+			tm := TimingFor(LANParams, 3)
+			st := Persisted{
+				Roster: Roster{Epoch: 1, Members: []string{"a", "b", "c"}},
+				Row:    Row{Installed: "r1", Revision: "r1", Phase: PhaseSucceeded},
+			}
+			now := time.Duration(0)
+			n := NewNode(Config{Host: "a", App: "app", Group: "g", Timing: tm}, st, now)
+			n.PeerChanged(now, "b", ReachDead)
+			n.PeerChanged(now, "c", ReachDead)
+			row := Message{Kind: KindRow, App: "app", From: "x", Row: Row{
+				Host: "x", Seq: 1<<32 | 7, Revision: "r2", Phase: PhaseRunning, Slot: 0, Claim: 1<<32 | 5,
+				Installed: "r1", Epoch: 1,
+			}}
+			now += time.Second
+			dead := now
+			if reachFirst {
+				n.PeerChanged(now, "x", ReachDead)
+				n.Receive(now, row)
+			} else {
+				n.Receive(now, row)
+				n.PeerChanged(now, "x", ReachDead)
+			}
+			n.SetDesired(now, Desired{Revision: "r2", ManifestID: "m2", Deployment: manifest.Deployment{Strategy: manifest.OneAtATime}})
+			// b and c are dead voters: a cannot win the slot, but it must
+			// try once x's slot is no longer counted, one lease after the
+			// death, and not before.
+			var claimAt time.Duration
+			for end := now + 3*tm.Lease; now < end && claimAt == 0; {
+				for _, e := range n.TakeOutput().Send {
+					if e.Msg.Kind == KindClaim {
+						claimAt = now
+					}
+				}
+				now = max(now+time.Millisecond, n.NextWake())
+				n.Tick(now)
+			}
+			switch {
+			case claimAt == 0:
+				t.Errorf("no claim within three leases of x's death")
+			case claimAt < dead+tm.Lease:
+				t.Errorf("claimed at %s, before x's slot may be taken (%s)", claimAt, dead+tm.Lease)
+			}
+		})
+	}
+}
