@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,40 +49,77 @@ func TestFleetGrayCutsNetns(t *testing.T) {
 	needNetns(t)
 	needNft(t)
 	minority, majority := []int{0, 1}, []int{2, 3, 4}
-	cases := []struct {
-		name string
-		// rules is the cut.
-		rules []cutRule
-		// across: the protocol runs across the cut, so every host
-		// completes during it; otherwise only the majority does.
-		across bool
-		// sidesAlive: memberlist on each side shows only its own side
-		// alive (else every host alive).
-		sidesApart bool
-		// evidence, when set, is a memberlist log line that shows the
-		// cut in force while memberlist keeps every host alive.
-		evidence string
-	}{
+	cases := []grayCut{
 		{name: "udp", rules: []cutRule{{minority, majority, "udp"}, {majority, minority, "udp"}},
 			evidence: "over TCP but UDP probes failed"},
 		{name: "tcp", rules: []cutRule{{minority, majority, "tcp"}, {majority, minority, "tcp"}}, across: true},
 		{name: "minority-to-majority", rules: []cutRule{{minority, majority, ""}}, sidesApart: true},
 		{name: "majority-to-minority", rules: []cutRule{{majority, minority, ""}}, sidesApart: true},
+		// The same one-way cuts once every host holds the group's first
+		// roster (A4 holds): no side can bootstrap a roster of its own.
+		{name: "minority-to-majority-after-roster", rules: []cutRule{{minority, majority, ""}}, sidesApart: true, rosterFirst: true},
+		{name: "majority-to-minority-after-roster", rules: []cutRule{{majority, minority, ""}}, sidesApart: true, rosterFirst: true},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			runGrayCut(t, minority, majority, tc.rules, tc.across, tc.sidesApart, tc.evidence)
-		})
+		t.Run(tc.name, func(t *testing.T) { runGrayCut(t, minority, majority, tc) })
 	}
 }
 
-func runGrayCut(t *testing.T, minority, majority []int, rules []cutRule, across, sidesApart bool, evidence string) {
+// grayCut is one kind of cut of TestFleetGrayCutsNetns.
+type grayCut struct {
+	name  string
+	rules []cutRule
+	// across: the protocol runs across the cut, so every host completes
+	// during it; otherwise only the majority does.
+	across bool
+	// sidesApart: memberlist on the majority side shows only its own side
+	// alive (else every host alive).
+	sidesApart bool
+	// evidence, when set, is a memberlist log line that shows the cut in
+	// force while memberlist keeps every host alive.
+	evidence string
+	// rosterFirst: cut only once every host holds a roster of all five.
+	rosterFirst bool
+}
+
+func runGrayCut(t *testing.T, minority, majority []int, tc grayCut) {
 	const n = 5
 	lab := newNetLab(t, n)
 	f := newFleetWith(t, n, "all-at-once", fleetOpts{lab: lab})
 	t0 := time.Now()
 	f.waitFor(0, 90*time.Second, "v1 everywhere (slotless first install)", allOn(n, "v1"))
+	if tc.rosterFirst {
+		for i := range n {
+			f.waitFor(i, 30*time.Second, "a roster of all five hosts", func(st *daemon.Status) bool {
+				voters, epoch := 0, uint64(0)
+				for _, h := range hostsOf(st) {
+					if h.Voter {
+						voters++
+					}
+					if h.Host == st.Host {
+						epoch = h.Epoch
+					}
+				}
+				return epoch > 0 && voters == n
+			})
+		}
+	}
 	t.Logf("v1 everywhere after %.1fs; rosters at the cut: %s", time.Since(t0).Seconds(), f.rosters())
+	splitSeen := f.watchRosters(t, t0)
+	defer func() {
+		// Checked last, after every other check of the subtest ran.
+		switch s := splitSeen(); {
+		case s == "":
+		case t.Failed():
+			t.Logf("also, two rosters of one epoch: %s", s)
+		case strings.HasPrefix(s, "epoch 1 "):
+			t.Skipf("KNOWN, A4 (issue 9 Build item 2, branch boot-expect): the cut came before the first roster reached every host, "+
+				"and the two sides bootstrapped two epoch-1 rosters apart: %s; grants check the epoch, not the roster, "+
+				"so quorums of the two need not intersect", s)
+		default:
+			t.Errorf("two rosters of one epoch: %s", s)
+		}
+	}()
 
 	names := func(is []int) map[string]bool {
 		m := map[string]bool{}
@@ -91,24 +130,24 @@ func runGrayCut(t *testing.T, minority, majority []int, rules []cutRule, across,
 	}
 	minorNames, majorNames := names(minority), names(majority)
 	marks := f.logSizes()
-	lab.cut(rules...)
+	lab.cut(tc.rules...)
 	tCut := time.Now()
-	if sidesApart {
+	if tc.sidesApart {
 		for _, i := range majority {
 			f.waitFor(i, 30*time.Second, "the majority to see only its side alive", func(st *daemon.Status) bool {
 				return aliveMembers(st) == len(majority)
 			})
 		}
 	}
-	if evidence != "" {
-		f.waitLog(majority, marks, 30*time.Second, evidence)
+	if tc.evidence != "" {
+		f.waitLog(majority, marks, 30*time.Second, tc.evidence)
 	}
 	t.Logf("cut in force after %.1fs; memberlist views: %s", time.Since(tCut).Seconds(), f.views())
 
 	tPush := time.Now()
 	f.push("v2", "one-at-a-time", bundleOpts{})
 	lease := rollout.TimingFor(daemon.ProfileParams("local"), n).Lease
-	if across {
+	if tc.across {
 		f.waitFor(majority[0], 120*time.Second, "every host on v2 during the cut", allOn(n, "v2"))
 		t.Logf("every host on v2 during the cut %.1fs after the push; memberlist views: %s; rosters: %s",
 			time.Since(tPush).Seconds(), f.views(), f.rosters())
@@ -200,29 +239,76 @@ func (f *fleet) checkWindow(t *testing.T, n, window int) []interval {
 	return ivs
 }
 
-// rosters is each host's own roster epoch and the voters it sees, for logs.
-func (f *fleet) rosters() string {
-	var out []string
+// rosterView is one host's roster as its status shows it.
+type rosterView struct {
+	host   string
+	err    error
+	epoch  uint64          // the host's own roster epoch
+	voters []string        // the hosts it counts as voters, sorted
+	rows   map[string]bool // the hosts it has rows of
+}
+
+func (f *fleet) rosterViews() []rosterView {
+	var out []rosterView
 	for i, a := range f.agents {
+		v := rosterView{host: a.name, rows: map[string]bool{}}
 		st, err := f.status(i)
 		if err != nil {
-			out = append(out, a.name+": "+err.Error())
+			v.err = err
+			out = append(out, v)
 			continue
 		}
-		var voters []string
-		var epoch uint64
 		for _, h := range hostsOf(st) {
+			v.rows[h.Host] = true
 			if h.Voter {
-				voters = append(voters, h.Host)
+				v.voters = append(v.voters, h.Host)
 			}
 			if h.Host == a.name {
-				epoch = h.Epoch
+				v.epoch = h.Epoch
 			}
 		}
-		sort.Strings(voters)
-		out = append(out, fmt.Sprintf("%s: epoch %d voters %v", a.name, epoch, voters))
+		sort.Strings(v.voters)
+		out = append(out, v)
+	}
+	return out
+}
+
+func formatRosters(vs []rosterView) string {
+	var out []string
+	for _, v := range vs {
+		if v.err != nil {
+			out = append(out, v.host+": "+v.err.Error())
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: epoch %d voters %v", v.host, v.epoch, v.voters))
 	}
 	return strings.Join(out, "; ")
+}
+
+// rosters is each host's own roster epoch and the voters it sees, for logs.
+func (f *fleet) rosters() string { return formatRosters(f.rosterViews()) }
+
+// splitRoster finds two hosts that hold different rosters of one epoch:
+// their quorums need not intersect, and PROTOCOL.md §3's P1 argument
+// assumes one roster per epoch. It only compares hosts that both have the
+// rows of every host either counts as a voter, so that a row still on its
+// way is not taken for a different roster.
+func splitRoster(vs []rosterView) string {
+	for i, a := range vs {
+		for _, b := range vs[i+1:] {
+			if a.err != nil || b.err != nil || a.epoch == 0 || a.epoch != b.epoch || slices.Equal(a.voters, b.voters) {
+				continue
+			}
+			known := true
+			for _, h := range append(slices.Clone(a.voters), b.voters...) {
+				known = known && a.rows[h] && b.rows[h]
+			}
+			if known {
+				return fmt.Sprintf("epoch %d is %v on %s and %v on %s", a.epoch, a.voters, a.host, b.voters, b.host)
+			}
+		}
+	}
+	return ""
 }
 
 // views is each host's memberlist view, for logs.
@@ -267,4 +353,36 @@ func (f *fleet) waitLog(agents []int, marks []int, d time.Duration, line string)
 		}
 	}
 	f.t.Fatalf("no agent logged %q within %s", line, d)
+}
+
+// watchRosters logs every change of the hosts' rosters (each host's epoch
+// and the voters it sees) until the test ends, with the time since t0, and
+// returns a function that reports the first split roster seen (or "").
+func (f *fleet) watchRosters(t *testing.T, t0 time.Time) func() string {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var split string // written by the goroutine until done is closed
+	go func() {
+		defer close(done)
+		last := ""
+		for {
+			vs := f.rosterViews()
+			if r := formatRosters(vs); r != last {
+				t.Logf("%.1fs rosters: %s", time.Since(t0).Seconds(), r)
+				last = r
+			}
+			if s := splitRoster(vs); s != "" && split == "" {
+				split = fmt.Sprintf("%s (at %.1fs)", s, time.Since(t0).Seconds())
+				t.Logf("SPLIT ROSTER: %s", split)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	end := func() { once.Do(func() { close(stop); <-done }) }
+	t.Cleanup(end)
+	return func() string { end(); return split }
 }
