@@ -58,6 +58,7 @@ type App struct {
 	mu     sync.Mutex // guards the fields below
 	queue  []Decision // not yet taken from out
 	status []rollout.HostStatus
+	roster rollout.Roster // the roster this host holds (Members not shared with the Node)
 	paused bool
 	closed bool
 }
@@ -116,6 +117,22 @@ func (a *App) SetDesired(d rollout.Desired) { a.enqueue(call{kind: callDesired, 
 
 // SetPaused sets the fleet-wide pause flag of the application.
 func (a *App) SetPaused(paused bool) { a.enqueue(call{kind: callPaused, paused: paused}) }
+
+// ForceRemove asks this host's Node to propose a roster without host
+// (rollout.Node.ForceRemove): the operator's removal of a voter, for
+// `drover members remove`. The change goes through the same Paxos round and
+// drain as any roster change (PROTOCOL.md §4.1), so it completes only with
+// a majority of the current roster reachable, and only if this host is a
+// voter; Roster shows when it is in force. The request lives in this
+// host's memory: an agent restarted before then forgets it.
+func (a *App) ForceRemove(host string) { a.enqueue(call{kind: callForceRemove, host: host}) }
+
+// Roster returns the roster this host holds, as of the last snapshot.
+func (a *App) Roster() rollout.Roster {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return rollout.Roster{Epoch: a.roster.Epoch, Members: slices.Clone(a.roster.Members)}
+}
 
 // Progress reports the lifecycle event now running.
 func (a *App) Progress(deployment, event string) {
@@ -233,6 +250,7 @@ const (
 	callPaused
 	callProgress
 	callFinished
+	callForceRemove
 )
 
 // call is an App method call, applied by the driver in order.
@@ -245,4 +263,5 @@ type call struct {
 	event      string
 	ok         bool
 	result     string
+	host       string // callForceRemove
 }

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"slices"
 	"time"
 
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -163,6 +164,8 @@ func (d *driver) apply(now time.Duration, k call) {
 		s.node.Progress(now, k.deployment, k.event)
 	case callFinished:
 		s.node.Finished(now, k.deployment, k.ok, k.result)
+	case callForceRemove:
+		s.node.ForceRemove(now, k.host)
 	}
 }
 
@@ -394,9 +397,10 @@ func (d *driver) snapshots(now time.Duration) {
 	built := false
 	for _, s := range d.apps {
 		if s.dirty {
-			st, paused := s.node.Status(), s.node.Paused()
+			st, paused, r := s.node.Status(), s.node.Paused(), s.node.Roster()
+			r.Members = slices.Clone(r.Members)
 			s.a.mu.Lock()
-			s.a.status, s.a.paused = st, paused
+			s.a.status, s.a.paused, s.a.roster = st, paused, r
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}
