@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/daemon"
 )
@@ -208,13 +209,15 @@ func confirm(in io.Reader, out io.Writer, tty bool, q string) (bool, error) {
 	return false, nil
 }
 
+// readerIsTerminal reports whether r is a terminal (a tty answers TCGETS;
+// /dev/null, also a character device, does not).
 func readerIsTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // waitRemoved polls the agent until every roster in before has moved to a
