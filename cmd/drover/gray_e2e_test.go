@@ -43,6 +43,10 @@ import (
 //     can send, which voters of the other side may grant into the void). The
 //     majority completes one at a time; the minority starts nothing; after
 //     the heal it goes last.
+//   - pair: only h1 and h3 cannot reach each other, by any protocol; each
+//     reaches the three others. memberlist's indirect probes through them
+//     keep h1 and h3 alive for each other; a claim misses one grant of
+//     five, a majority still answers: every host completes during the cut.
 //
 // In every case, at no instant do two hosts run lifecycle events.
 func TestFleetGrayCutsNetns(t *testing.T) {
@@ -59,6 +63,8 @@ func TestFleetGrayCutsNetns(t *testing.T) {
 		// roster (A4 holds): no side can bootstrap a roster of its own.
 		{name: "minority-to-majority-after-roster", rules: []cutRule{{minority, majority, ""}}, sidesApart: true, rosterFirst: true},
 		{name: "majority-to-minority-after-roster", rules: []cutRule{{majority, minority, ""}}, sidesApart: true, rosterFirst: true},
+		{name: "pair", rules: []cutRule{{[]int{0}, []int{2}, ""}, {[]int{2}, []int{0}, ""}}, across: true,
+			evidence: "Failed UDP ping: h1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { runGrayCut(t, minority, majority, tc) })
