@@ -362,19 +362,23 @@ func (f *fleet) waitLog(agents []int, marks []int, d time.Duration, line string)
 }
 
 // watchRosters logs every change of the hosts' rosters (each host's epoch
-// and the voters it sees) until the test ends, with the time since t0, and
+// and the voters it sees) and memberlist views until the test ends, with the time since t0, and
 // returns a function that reports the first split roster seen (or "").
 func (f *fleet) watchRosters(t *testing.T, t0 time.Time) func() string {
 	stop, done := make(chan struct{}), make(chan struct{})
 	var split string // written by the goroutine until done is closed
 	go func() {
 		defer close(done)
-		last := ""
+		last, lastViews := "", ""
 		for {
 			vs := f.rosterViews()
 			if r := formatRosters(vs); r != last {
 				t.Logf("%.1fs rosters: %s", time.Since(t0).Seconds(), r)
 				last = r
+			}
+			if v := f.views(); v != lastViews {
+				t.Logf("%.1fs memberlist: %s", time.Since(t0).Seconds(), v)
+				lastViews = v
 			}
 			if s := splitRoster(vs); s != "" && split == "" {
 				split = fmt.Sprintf("%s (at %.1fs)", s, time.Since(t0).Seconds())
