@@ -26,7 +26,8 @@ import (
 //     shows every host alive on both sides. Rows cross only in push-pull
 //     (TCP), the roster and Paxos messages go over TCP as well, but claims,
 //     grants and releases are datagrams: a claimant collects grants from
-//     its own side only. The majority completes one at a time, passing over
+//     its own side only. If no roster had reached the majority before the
+//     cut, it waits for a push-pull (30 s interval) to bring one. The majority completes one at a time, passing over
 //     the minority hosts memberlist calls alive; the minority, with two
 //     grants of five, starts nothing; after the heal it goes last.
 //   - tcp: streams between the sides are dropped, datagrams pass.
@@ -40,9 +41,12 @@ import (
 //     its answer is lost), and every probe misses its ack, so each side sees
 //     the other suspect, then dead: the sides behave as a partition, though
 //     datagrams of one direction still arrive (rows, claims of the side that
-//     can send, which voters of the other side may grant into the void). The
-//     majority completes one at a time; the minority starts nothing; after
-//     the heal it goes last.
+//     can send, which voters of the other side may grant into the void).
+//     Where the minority can still send, its "dead" verdicts on the majority
+//     reach the majority, whose hosts may see one another dead until they
+//     refute: waiting for the majority's view to settle has a long deadline.
+//     The majority completes one at a time; the minority starts nothing;
+//     after the heal it goes last.
 //   - pair: only h1 and h3 cannot reach each other, by any protocol; each
 //     reaches the three others. memberlist's indirect probes through them
 //     keep h1 and h3 alive for each other; a claim misses one grant of
