@@ -162,6 +162,8 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if a.cluster, err = gossip.New(gossip.Config{
 		NodeName: cfg.Node.Name, Bind: cfg.Cluster.Bind, Advertise: cfg.Cluster.Advertise,
 		Join: cfg.Cluster.Join, Keys: keys, Groups: cfg.Node.Groups, Params: params, Logger: log.With("component", "gossip"),
+		BootstrapExpect: cfg.Cluster.BootstrapExpect,
+		Nonce:           a.store.ID(),
 		Stats: gossip.Stats{
 			Dropped: func(reason string) { a.metrics.GossipMessagesDropped.WithLabelValues(reason).Inc() },
 			Bytes:   func(dir string, n int) { a.metrics.GossipBytes.WithLabelValues(dir).Add(float64(n)) },
@@ -529,6 +531,9 @@ func (a *Agent) statusLine() string {
 				if h.Event != "" {
 					phase += " " + h.Event
 				}
+				if ap.Roster.Epoch == 0 && ap.Roster.Why != "" {
+					phase += " (no roster)"
+				}
 			}
 		}
 		parts = append(parts, fmt.Sprintf("%s %s %s", ap.Name, rev, phase))
@@ -546,6 +551,14 @@ func dash(s string) string {
 	return s
 }
 
+// rosterReporter is the part of a fleet that tells the group's roster and,
+// without one, why (gossip.App).
+type rosterReporter interface {
+	Roster() rollout.RosterState
+}
+
+var _ rosterReporter = (*gossip.App)(nil)
+
 // Status is the fleet view served by the API and `drover status`.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
@@ -561,7 +574,12 @@ func (a *Agent) Status() Status {
 	}
 	running := map[string]bool{}
 	for _, ap := range apps {
-		st.Apps = append(st.Apps, ap.status())
+		as := ap.status()
+		if rr, ok := ap.fleet.(rosterReporter); ok {
+			rs := rr.Roster()
+			as.Roster = RosterStatus{Epoch: rs.Epoch, Voters: rs.Members, Voter: rs.Voter, Why: rs.Why, Expect: cfg.Cluster.BootstrapExpect}
+		}
+		st.Apps = append(st.Apps, as)
 		running[ap.cfg.Name] = true
 	}
 	for _, ac := range cfg.Applications {

@@ -13,6 +13,7 @@ import (
 	"github.com/drover-dev/drover/gossip"
 	"github.com/drover-dev/drover/hooks"
 	"github.com/drover-dev/drover/hooks/bundle"
+	"github.com/drover-dev/drover/hooks/proc"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
@@ -28,6 +29,7 @@ type fleet interface {
 	Decisions() <-chan gossip.Decision
 	Status() []rollout.HostStatus
 	Paused() bool
+	Timing() rollout.Timing
 	Close()
 }
 
@@ -71,7 +73,12 @@ type runningDeployment struct {
 	revision string
 	event    string
 	cancel   context.CancelCauseFunc
-	fence    *time.Timer
+	// fence is the slot's fence (nil for a slotless deployment): the
+	// lifecycle checks it before every event and its scripts' watchdogs
+	// enforce it while the agent is stopped; timer cancels the
+	// deployment's non-script work (download, install) when it passes.
+	fence *proc.Fence
+	timer *time.Timer
 }
 
 // errAborted is the cause of a deployment stopped by the rollout protocol.
@@ -168,18 +175,22 @@ func (a *app) handle(ctx context.Context, d gossip.Decision) {
 		dctx, cancel := context.WithCancelCause(ctx)
 		rd := &runningDeployment{id: d.Deployment, revision: d.Revision, cancel: cancel}
 		if !d.FenceAt.IsZero() {
-			rd.fence = time.AfterFunc(time.Until(d.FenceAt), func() { cancel(errAborted) })
+			rd.fence = proc.NewFence(d.FenceAt, a.fleet.Timing().FenceGrace())
+			rd.timer = time.AfterFunc(time.Until(d.FenceAt), func() { cancel(errAborted) })
 		}
 		a.mu.Lock()
 		a.running = rd
 		a.mu.Unlock()
-		a.wg.Go(func() { a.run(dctx, d.Decision) })
+		a.wg.Go(func() { a.run(dctx, d.Decision, rd.fence) })
 	case rollout.DecideAbort:
 		a.mu.Lock()
 		rd := a.running
 		a.mu.Unlock()
 		if rd != nil && rd.id == d.Deployment {
 			a.log.Warn("aborting deployment", "deployment", d.Deployment, "reason", d.Reason)
+			if rd.fence != nil {
+				rd.fence.Set(time.Now()) // the lease is gone: stop with the fence's grace
+			}
 			rd.cancel(errAborted)
 		}
 	case rollout.DecideFence:
@@ -187,21 +198,24 @@ func (a *app) handle(ctx context.Context, d gossip.Decision) {
 		defer a.mu.Unlock()
 		if rd := a.running; rd != nil && rd.id == d.Deployment && !d.FenceAt.IsZero() {
 			if rd.fence != nil {
-				rd.fence.Stop()
+				rd.fence.Set(d.FenceAt) // tells the scripts' watchdogs too
 			}
-			rd.fence = time.AfterFunc(time.Until(d.FenceAt), func() { rd.cancel(errAborted) })
+			if rd.timer != nil {
+				rd.timer.Stop()
+			}
+			rd.timer = time.AfterFunc(time.Until(d.FenceAt), func() { rd.cancel(errAborted) })
 		}
 	}
 }
 
 // run executes one decided lifecycle and reports its end to the fleet.
-func (a *app) run(ctx context.Context, d rollout.Decision) {
+func (a *app) run(ctx context.Context, d rollout.Decision, fence *proc.Fence) {
 	log := a.log.With("deployment", d.Deployment)
 	defer func() {
 		a.mu.Lock()
 		if rd := a.running; rd != nil {
-			if rd.fence != nil {
-				rd.fence.Stop()
+			if rd.timer != nil {
+				rd.timer.Stop()
 			}
 			rd.cancel(nil)
 		}
@@ -209,6 +223,7 @@ func (a *app) run(ctx context.Context, d rollout.Decision) {
 		a.mu.Unlock()
 	}()
 	req, err := a.request(d)
+	req.Fence = fence
 	if err != nil {
 		log.Error("cannot start deployment", "revision", d.Revision, "err", err)
 		a.metrics.Deployments.WithLabelValues(a.cfg.Name, "failed").Inc()

@@ -15,6 +15,7 @@ type statusCollector struct {
 
 	appRevision, desiredRevision, rolloutHosts, paused, halted *prometheus.Desc
 	polls, lastSuccess, members, manifestInvalid               *prometheus.Desc
+	rosterEpoch, rosterVoters, rosterVoter                     *prometheus.Desc
 }
 
 // NewStatusCollector returns the collector of the state metrics, reading
@@ -39,13 +40,19 @@ func NewStatusCollector(status func() Status) prometheus.Collector {
 			"Unix time of the last successful poll of an application's source.", []string{"app"}, nil),
 		manifestInvalid: prometheus.NewDesc("drover_manifest_invalid",
 			"1 while the newest manifest of an application fails validation and is ignored.", []string{"app"}, nil),
+		rosterEpoch: prometheus.NewDesc("drover_roster_epoch",
+			"Epoch of the group's roster of voters this host holds; 0 while it has none (no host can take a slot: drover status says why).", []string{"app"}, nil),
+		rosterVoters: prometheus.NewDesc("drover_roster_voters",
+			"Hosts in the group's roster of voters this host holds.", []string{"app"}, nil),
+		rosterVoter: prometheus.NewDesc("drover_roster_voter",
+			"1 while this host is a voter of its group's roster, 0 while it is not (a joiner, or no roster).", []string{"app"}, nil),
 		members: prometheus.NewDesc("drover_cluster_members",
 			"Gossip members this host sees, by state (alive, suspect, dead, left).", []string{"state"}, nil),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid} {
+	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid, c.rosterEpoch, c.rosterVoters, c.rosterVoter} {
 		ch <- d
 	}
 }
@@ -65,6 +72,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, b2f(a.Paused), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.manifestInvalid, prometheus.GaugeValue, b2f(a.ManifestInvalid), a.Name)
+		ch <- prometheus.MustNewConstMetric(c.rosterEpoch, prometheus.GaugeValue, float64(a.Roster.Epoch), a.Name)
+		ch <- prometheus.MustNewConstMetric(c.rosterVoters, prometheus.GaugeValue, float64(a.Roster.Voters), a.Name)
+		ch <- prometheus.MustNewConstMetric(c.rosterVoter, prometheus.GaugeValue, b2f(a.Roster.Voter), a.Name)
 		if a.Desired != "" {
 			ch <- prometheus.MustNewConstMetric(c.desiredRevision, prometheus.GaugeValue, 1, a.Name, a.Group, a.Desired)
 			ch <- prometheus.MustNewConstMetric(c.halted, prometheus.GaugeValue, b2f(a.Halted), a.Name, a.Desired)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile/rollout"
 	"gopkg.in/yaml.v3"
 )
 
@@ -22,6 +23,10 @@ const DefaultConfigPath = "/etc/drover/drover.yaml"
 
 // DefaultSocket is the API socket when the configuration names none.
 const DefaultSocket = "/run/drover/drover.sock"
+
+// maxBootstrapExpect bounds cluster.bootstrap_expect: a roster is a list of
+// at most this many hosts on the wire (rollout.MaxList).
+const maxBootstrapExpect = rollout.MaxList
 
 // maxConfigSize bounds the configuration file read.
 const maxConfigSize = 1 << 20
@@ -59,6 +64,13 @@ type ClusterConfig struct {
 	// rollout protocol: lan (default), wan (slow or lossy links), or local
 	// (one machine: the demo, tests).
 	Profile string `yaml:"profile"`
+	// BootstrapExpect is the number of hosts that form each of this host's
+	// groups (Consul's and Nomad's bootstrap_expect). With it a group's
+	// first roster of voters is chosen by a majority of that many hosts, so
+	// a partitioned new group cannot form two; 0 keeps the older rule, under
+	// which the first host by name forms it alone (gossip/PROTOCOL.md §4.4).
+	// The same value on every host of the group.
+	BootstrapExpect int `yaml:"bootstrap_expect"`
 }
 
 // APIConfig places the local API and the metrics listener.
@@ -346,6 +358,9 @@ func (v *validator) check(c *Config) {
 		v.warn("cluster.encrypt_key_file", v.line("cluster"), "empty: gossip is NOT encrypted and any host that can reach %s can join; create a key with `drover keygen`", c.Cluster.Bind)
 	} else if !filepath.IsAbs(c.Cluster.EncryptKeyFile) {
 		v.fail("cluster.encrypt_key_file", v.line("cluster", "encrypt_key_file"), "%q is not an absolute path", c.Cluster.EncryptKeyFile)
+	}
+	if n := c.Cluster.BootstrapExpect; n < 0 || n > maxBootstrapExpect {
+		v.fail("cluster.bootstrap_expect", v.line("cluster", "bootstrap_expect"), "%d: want the number of hosts that form each group (1 to %d), or 0 to let the first host by name form the roster alone", n, maxBootstrapExpect)
 	}
 	switch c.Cluster.Profile {
 	case "lan", "wan", "local":

@@ -86,6 +86,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"dup app", "applications:\n  - {name: a, group: g, source: {dir: /x}}\n  - {name: a, group: g, source: {dir: /y}}\n", []string{`drover.yaml:3: applications[1].name: "a" is already the name of applications[0]`}},
 		{"bad systemd", "systemd: maybe\n", []string{`drover.yaml:1: systemd: "maybe"`}},
 		{"bad profile", "cluster:\n  profile: fast\n", []string{`drover.yaml:2: cluster.profile: "fast"`}},
+		{"negative bootstrap_expect", "cluster:\n  profile: lan\n  bootstrap_expect: -3\n", []string{`drover.yaml:3: cluster.bootstrap_expect: -3: want the number of hosts that form each group (1 to 4096)`}},
+		{"huge bootstrap_expect", "cluster:\n  bootstrap_expect: 100000\n", []string{`drover.yaml:2: cluster.bootstrap_expect: 100000`}},
+		{"bootstrap_expect not a number", "cluster:\n  bootstrap_expect: five\n", []string{`drover.yaml:2:`, "five"}},
 		{"relative state dir", "node:\n  state_dir: var/lib\n", []string{`drover.yaml:2: node.state_dir: "var/lib" is not an absolute path`}},
 		{"bad bind", "cluster:\n  bind: 7946\n", []string{`drover.yaml:2: cluster.bind`}},
 		{"git scheme", "applications:\n  - name: a\n    group: g\n    source:\n      git: {url: \"ftp://x/y\"}\n", []string{`drover.yaml:5: applications[0].source.git.url: scheme "ftp"`}},
@@ -133,4 +136,23 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseConfigBootstrapExpect(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want int
+	}{
+		{"", 0},
+		{"cluster:\n  bootstrap_expect: 0\n", 0},
+		{"cluster:\n  bootstrap_expect: 5\n", 5},
+	} {
+		c, err := ParseConfig("drover.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if c.Cluster.BootstrapExpect != tc.want {
+			t.Errorf("%q: bootstrap_expect = %d, want %d", tc.yaml, c.Cluster.BootstrapExpect, tc.want)
+		}
+	}
 }

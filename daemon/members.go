@@ -46,7 +46,7 @@ var ErrRefused = errors.New("refused")
 // rosterEditor is what member removal needs from an application's fleet
 // (gossip.App has it).
 type rosterEditor interface {
-	Roster() rollout.Roster
+	Voters() rollout.Roster
 	ForceRemove(host string)
 	Status() []rollout.HostStatus
 }
@@ -77,7 +77,7 @@ func (a *Agent) Members() Members {
 }
 
 func appRoster(name, group string, re rosterEditor) AppRoster {
-	r := re.Roster()
+	r := re.Voters()
 	ar := AppRoster{App: name, Group: group, Epoch: r.Epoch, Voters: slices.Clone(r.Members)}
 	if ar.Voters == nil {
 		ar.Voters = []string{}
@@ -140,7 +140,7 @@ func (a *Agent) RemoveMember(_ context.Context, host, appName string) ([]AppRost
 	var picked []target
 	var rosters []string
 	for _, t := range targets {
-		r := t.re.Roster()
+		r := t.re.Voters()
 		desc := fmt.Sprintf("%s: epoch %d, voters %s", t.ap.cfg.Name, r.Epoch, strings.Join(r.Members, ", "))
 		if r.Epoch == 0 {
 			desc = t.ap.cfg.Name + ": no roster yet"
@@ -156,7 +156,7 @@ func (a *Agent) RemoveMember(_ context.Context, host, appName string) ([]AppRost
 	}
 	var out []AppRoster
 	for _, t := range picked {
-		r := t.re.Roster()
+		r := t.re.Voters()
 		if !slices.Contains(r.Members, self) {
 			return nil, fmt.Errorf("%s: this host (%s) is not a voter of the roster (epoch %d: %s); run it on one of them: %w",
 				t.ap.cfg.Name, self, r.Epoch, strings.Join(r.Members, ", "), ErrRefused)

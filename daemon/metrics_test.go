@@ -52,6 +52,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		"drover_deployments_total", "drover_deployment_duration_seconds", "drover_hook_duration_seconds",
 		"drover_hook_failures_total", "drover_source_polls_total", "drover_source_last_success_timestamp_seconds",
 		"drover_cluster_members", "drover_rollout_hosts", "drover_rollout_paused", "drover_rollout_halted",
+		"drover_roster_epoch", "drover_roster_voters", "drover_roster_voter",
 	} {
 		if !names[want] {
 			t.Errorf("metric %s is not exported", want)

@@ -41,7 +41,20 @@ type AppStatus struct {
 	// Polls counts the source's polls by result.
 	Polls    map[string]uint64 `json:"polls,omitempty"`
 	LastPoll time.Time         `json:"last_poll,omitzero"`
-	Hosts    []HostStatus      `json:"hosts"`
+	// Roster is the group's roster of voters as this host holds it.
+	Roster RosterStatus `json:"roster"`
+	Hosts  []HostStatus `json:"hosts"`
+}
+
+// RosterStatus is the group's roster of voters (gossip/PROTOCOL.md §4) as
+// this host holds it. Without one no host of the group can take a slot, so
+// Why says what the roster waits for.
+type RosterStatus struct {
+	Epoch  uint64 `json:"epoch"`            // 0: none yet
+	Voters int    `json:"voters"`           // its members
+	Voter  bool   `json:"voter"`            // this host is one of them
+	Why    string `json:"why,omitempty"`    // without a roster: why, e.g. "no roster: waiting for bootstrap_expect 5 hosts, 3 seen"
+	Expect int    `json:"expect,omitempty"` // cluster.bootstrap_expect
 }
 
 // HostStatus is one host's row for one application.
@@ -77,6 +90,7 @@ func SampleStatus() Status {
 			Name: "hello-web", Group: "web-prod", Active: true, Source: "git https://git.example/acme/deploy.git release:hello-web",
 			Desired: "2026.11.26-2", DesiredID: "3f2a9c1d", Strategy: "one-at-a-time",
 			Polls: map[string]uint64{"changed": 2, "unchanged": 118, "error": 1}, LastPoll: now.Add(-20 * time.Second),
+			Roster: RosterStatus{Epoch: 2, Voters: 3, Voter: true},
 			Hosts: []HostStatus{
 				{Host: "web-1", Revision: "2026.11.26-2", Target: "2026.11.26-2", Phase: "succeeded", Result: "succeeded", Reachable: true, Updated: now.Add(-40 * time.Second)},
 				{Host: "web-2", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "running", Event: "AfterInstall", Reachable: true, Updated: now.Add(-2 * time.Second)},

@@ -58,7 +58,8 @@ type App struct {
 	mu     sync.Mutex // guards the fields below
 	queue  []Decision // not yet taken from out
 	status []rollout.HostStatus
-	roster rollout.Roster // the roster this host holds (Members not shared with the Node)
+	roster rollout.RosterState
+	voters rollout.Roster // the roster this host holds (Members not shared with the Node)
 	paused bool
 	closed bool
 }
@@ -123,15 +124,16 @@ func (a *App) SetPaused(paused bool) { a.enqueue(call{kind: callPaused, paused: 
 // `drover members remove`. The change goes through the same Paxos round and
 // drain as any roster change (PROTOCOL.md §4.1), so it completes only with
 // a majority of the current roster reachable, and only if this host is a
-// voter; Roster shows when it is in force. The request lives in this
+// voter; Voters shows when it is in force. The request lives in this
 // host's memory: an agent restarted before then forgets it.
 func (a *App) ForceRemove(host string) { a.enqueue(call{kind: callForceRemove, host: host}) }
 
-// Roster returns the roster this host holds, as of the last snapshot.
-func (a *App) Roster() rollout.Roster {
+// Voters returns the roster this host holds, with its members, as of the
+// last snapshot (same lag as Status).
+func (a *App) Voters() rollout.Roster {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return rollout.Roster{Epoch: a.roster.Epoch, Members: slices.Clone(a.roster.Members)}
+	return rollout.Roster{Epoch: a.voters.Epoch, Members: slices.Clone(a.voters.Members)}
 }
 
 // Progress reports the lifecycle event now running.
@@ -155,6 +157,14 @@ func (a *App) Status() []rollout.HostStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.status)
+}
+
+// Roster returns the group's roster as this host holds it and, while it has
+// none, why (rollout.Node.RosterState). Same lag as Status.
+func (a *App) Roster() rollout.RosterState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.roster
 }
 
 // Paused reports the fleet-wide pause flag as this host sees it.

@@ -59,6 +59,12 @@ type Config struct {
 	Keys      [][]byte // keyring: Keys[0] encrypts, all decrypt; empty: no encryption
 	Groups    []string // this host's deployment groups, published in node metadata
 	Params    rollout.MemberlistParams
+	// BootstrapExpect is rollout.Config.BootstrapExpect for every App: the
+	// number of hosts that form each group (0: assumption A4).
+	BootstrapExpect int
+	// Nonce is rollout.Config.Nonce for every App: random and durable for
+	// the host's state (the state directory's ID).
+	Nonce     string
 	Logger    *slog.Logger
 	Stats     Stats
 	Transport memberlist.Transport // optional; tests inject a faulty one

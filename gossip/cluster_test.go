@@ -94,6 +94,9 @@ type testNet struct {
 	mu   sync.Mutex
 	side map[string]int // guarded by mu
 	cut  bool           // guarded by mu
+	// udpOnly: the cut drops datagrams only; streams (TCP) pass, as with
+	// a firewall that blocks UDP 7946. Guarded by mu.
+	udpOnly bool
 }
 
 func newTestNet() *testNet { return &testNet{side: map[string]int{}} }
@@ -102,6 +105,14 @@ func (n *testNet) blocked(from, to string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cut && n.side[from] != n.side[to]
+}
+
+// blockedStream reports whether a stream from one address to another is refused.
+func (n *testNet) blockedStream(from, to string) bool {
+	n.mu.Lock()
+	udpOnly := n.udpOnly
+	n.mu.Unlock()
+	return !udpOnly && n.blocked(from, to)
 }
 
 func (n *testNet) partition(sides map[string]int) {
@@ -152,7 +163,7 @@ func (f *faultyTransport) WriteToAddress(b []byte, a memberlist.Address) (time.T
 }
 
 func (f *faultyTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if f.net.blocked(f.self, addr) {
+	if f.net.blockedStream(f.self, addr) {
 		return nil, errPartitioned
 	}
 	return f.NetTransport.DialTimeout(addr, timeout)
@@ -989,18 +1000,18 @@ func TestForceRemovedHostReadmitted(t *testing.T) {
 	all := []*host{rest[0], rest[1], back}
 	waitFor(t, "the restarted host to be a voter again", 30*time.Second, func() bool {
 		for _, h := range all {
-			if r := h.app.Roster(); !slices.Contains(r.Members, gone.name) {
+			if r := h.app.Voters(); !slices.Contains(r.Members, gone.name) {
 				return false
 			}
 		}
 		return true
 	})
-	settled := rest[0].app.Roster()
+	settled := rest[0].app.Voters()
 	t.Logf("re-admitted: %+v", settled)
 	watch := 20 * rest[0].app.Timing().ProposeDelay
 	var moved []rollout.Roster
 	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if r := rest[1].app.Roster(); r.Epoch > settled.Epoch && (len(moved) == 0 || moved[len(moved)-1].Epoch != r.Epoch) {
+		if r := rest[1].app.Voters(); r.Epoch > settled.Epoch && (len(moved) == 0 || moved[len(moved)-1].Epoch != r.Epoch) {
 			moved = append(moved, r)
 		}
 	}
@@ -1021,7 +1032,7 @@ func forceRemoved(t *testing.T) (f *fleet, rest []*host, gone *host) {
 	f.window = 1
 	hs := f.startFleet(3, false)
 	gone, rest = hs[2], hs[:2]
-	before := rest[0].app.Roster()
+	before := rest[0].app.Voters()
 	if before.Epoch == 0 || !slices.Contains(before.Members, gone.name) {
 		t.Fatalf("roster before: %+v, want one with %s", before, gone.name)
 	}
@@ -1040,12 +1051,12 @@ func forceRemoved(t *testing.T) (f *fleet, rest []*host, gone *host) {
 	want := []string{rest[0].name, rest[1].name}
 	waitFor(t, "a roster without the removed host on both survivors", 20*time.Second, func() bool {
 		for _, h := range rest {
-			if r := h.app.Roster(); r.Epoch <= before.Epoch || !slices.Equal(r.Members, want) {
+			if r := h.app.Voters(); r.Epoch <= before.Epoch || !slices.Equal(r.Members, want) {
 				return false
 			}
 		}
 		return true
 	})
-	t.Logf("roster %d %v -> %+v", before.Epoch, before.Members, rest[1].app.Roster())
+	t.Logf("roster %d %v -> %+v", before.Epoch, before.Members, rest[1].app.Voters())
 	return f, rest, gone
 }

@@ -139,7 +139,7 @@ func (d *driver) apply(now time.Duration, k call) {
 	a := k.app
 	if k.kind == callRegister {
 		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
-		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing}, a.cfg.State, now)
+		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing, BootstrapExpect: d.c.cfg.BootstrapExpect, Nonce: d.c.cfg.Nonce}, a.cfg.State, now)
 		d.apps[a.name] = s
 		for name := range d.members {
 			d.tellMember(now, s, name)
@@ -396,11 +396,13 @@ func (d *driver) snapshots(now time.Duration) {
 	}
 	built := false
 	for _, s := range d.apps {
-		if s.dirty {
-			st, paused, r := s.node.Status(), s.node.Paused(), s.node.Roster()
-			r.Members = slices.Clone(r.Members)
+		// Without a roster the reason can change with time alone (a
+		// bootstrap wait passing): it is recomputed at every snapshot.
+		if s.dirty || s.node.Roster().Epoch == 0 {
+			st, paused, rs, vs := s.node.Status(), s.node.Paused(), s.node.RosterState(now), s.node.Roster()
+			vs.Members = slices.Clone(vs.Members)
 			s.a.mu.Lock()
-			s.a.status, s.a.paused, s.a.roster = st, paused, r
+			s.a.status, s.a.paused, s.a.roster, s.a.voters = st, paused, rs, vs
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}

@@ -123,7 +123,7 @@ type Request struct {
 	RevisionID string
 	// Rollback marks a return to an earlier revision after a halt.
 	Rollback bool
-	// ID is the deployment ID; when empty it is DeploymentID(app, group,
+	// ID is the deployment ID; when empty it is DeploymentID(store, app, group,
 	// revision, seq) with seq the group's next local sequence number.
 	ID string
 	// Fetch puts the revision's bundle into dst, an empty staging directory
@@ -138,13 +138,27 @@ type Request struct {
 	IgnoreApplicationStopFailures bool
 	// Progress, when set, is called as each event starts and ends.
 	Progress func(ev EventRecord)
+	// Fence, when set, is the rollout protocol's fence of this deployment's
+	// slot (gossip/PROTOCOL.md, A3): no event starts once it has passed
+	// (checked before every event and script, so an agent resumed after a
+	// pause stops before doing anything), and every script runs under it
+	// (proc.Fence: enforced by the script's watchdog even while the agent
+	// is stopped).
+	Fence *proc.Fence
 }
 
-// DeploymentID is the ID every host of a rollout computes alike:
-// "d-" and 12 hex digits of sha256(app, group, revision, attempt).
-func DeploymentID(app, group, revision string, attempt int) string {
+// ErrFenced is the failure of a deployment whose slot's fence passed: the
+// host's lease on its slot may have lapsed, so it must not go on.
+var ErrFenced = errors.New("the slot's fence passed: this host's lease on its rollout slot ran out (the agent was paused, or cut off from the voters)")
+
+// DeploymentID is the ID of a deployment run outside a fleet (drover
+// deploy-local): "d-" and 12 hex digits of sha256(app, group, revision,
+// seq, store), store being the state directory's ID, so that two fresh
+// state directories never give the same ID. A fleet's IDs come from the
+// rollout protocol (rollout.DeploymentID).
+func DeploymentID(store, app, group, revision string, seq int) string {
 	h := sha256.New()
-	for _, s := range []string{app, group, revision, strconv.Itoa(attempt)} {
+	for _, s := range []string{app, group, revision, strconv.Itoa(seq), store} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -213,7 +227,7 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 	}
 	id := req.ID
 	if id == "" {
-		id = DeploymentID(req.Application, req.Group, req.Revision, seq)
+		id = DeploymentID(st.ID(), req.Application, req.Group, req.Revision, seq)
 	}
 	if err := validName("deployment", id); err != nil {
 		return nil, err
@@ -223,7 +237,9 @@ func (e *Engine) Deploy(ctx context.Context, req Request) (*Record, error) {
 		// it ran before): keep both records apart.
 		id = fmt.Sprintf("%s-%d", id, seq)
 	}
-	prev, err := st.LastSuccessful(req.Group)
+	// The stop events run the last installed revision's scripts (its files
+	// are in place), not the last successful one's, as CodeDeploy does.
+	prev, err := st.LastInstalled(req.Group)
 	if err != nil && !errors.Is(err, ErrNoDeployment) {
 		return nil, err
 	}
@@ -316,6 +332,13 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 	idx := len(d.rec.Events)
 	d.rec.Events = append(d.rec.Events, er)
 
+	if d.fenced() {
+		d.rec.Events[idx].Status = EventFailed
+		d.rec.Events[idx].Error = ErrFenced.Error()
+		d.rec.Events[idx].Finished = d.e.cfg.Now()
+		d.notify(idx)
+		return &EventError{Event: ev, Err: ErrFenced}
+	}
 	skip, run := d.plan(ev)
 	if skip != "" {
 		d.rec.Events[idx].Status = EventSkipped
@@ -332,7 +355,7 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 
 	err := run(ctx, &d.rec.Events[idx])
 	d.rec.Events[idx].Finished = d.e.cfg.Now()
-	if err != nil && ev.FromPreviousRevision() && d.req.IgnoreApplicationStopFailures {
+	if err != nil && ev.FromPreviousRevision() && d.req.IgnoreApplicationStopFailures && !errors.Is(err, ErrFenced) {
 		d.log.Warn("event failed; going on as ignore_application_stop_failures is set", "event", ev, "err", err)
 		d.rec.Events[idx].Error = "failure ignored: " + err.Error()
 		err = nil
@@ -350,6 +373,10 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 	d.notify(idx)
 	return nil
 }
+
+// fenced reports whether the deployment's fence has passed. It reads the
+// monotonic clock the fence was set on, not Config.Now.
+func (d *deployment) fenced() bool { return d.req.Fence != nil && d.req.Fence.Passed(time.Now()) }
 
 func (d *deployment) notify(idx int) {
 	if d.req.Progress != nil {
@@ -467,7 +494,15 @@ func (d *deployment) install(ctx context.Context, er *EventRecord) error {
 	}
 	d.unsynced = res.Unsynced
 	d.writeLog(time.Now(), fmt.Sprintf("Install - %d files, %d directories, %d bytes; %d earlier entries removed", res.Files, res.Dirs, res.Bytes, res.Removed))
-	return st.setPendingCleanups(group, []string{d.rec.ID})
+	if err := st.setPendingCleanups(group, []string{d.rec.ID}); err != nil {
+		return err
+	}
+	// Its files are in place: from now on its ApplicationStop is the one
+	// to run, whatever happens to the rest of this deployment.
+	if err := st.setLastInstalled(group, d.rec.ID); err != nil {
+		return fmt.Errorf("record the installed revision: %w", err)
+	}
+	return nil
 }
 
 // mergeCleanupLists returns one file naming everything the given
@@ -513,6 +548,9 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			}
 			h.Timeout = left
 		}
+		if d.fenced() {
+			return ErrFenced
+		}
 		path := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(h.Location, "/")))
 		if err := ensureExecutable(path); err != nil {
 			return fmt.Errorf("script at specified location: %s: %w", h.Location, err)
@@ -533,6 +571,7 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			Timeout:      h.Timeout,
 			KillGrace:    d.e.cfg.KillGrace,
 			DrainTimeout: d.e.cfg.DrainTimeout,
+			Fence:        d.req.Fence,
 			Output: func(l proc.Line) {
 				d.writeLog(l.Time, "["+l.Stream+"]"+l.Text)
 				tail.add(l.Text)
@@ -567,6 +606,8 @@ func scriptFailure(h appspec.Hook, res proc.Result) error {
 		who += " run as user " + h.RunAs
 	}
 	switch {
+	case res.Fenced:
+		return fmt.Errorf("%s was stopped: %w", who, ErrFenced)
 	case res.Canceled:
 		return fmt.Errorf("%s was stopped: the agent is shutting down", who)
 	case res.TimedOut:

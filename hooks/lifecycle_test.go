@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/hooks/appspec"
 	"github.com/drover-dev/drover/hooks/bundle"
@@ -188,5 +190,99 @@ func TestEngineSameIDTwiceKeepsBothRecords(t *testing.T) {
 	}
 	if _, err := e.Store().Get("g", a.ID); err != nil {
 		t.Errorf("first record lost: %v", err)
+	}
+}
+
+// TestEngineStopsAtTheFence: once the slot's fence has passed no event
+// starts — the check an agent resumed after a pause makes before anything
+// else — and a script the fence interrupts fails the deployment at its event.
+func TestEngineStopsAtTheFence(t *testing.T) {
+	e, root := newTestEngine(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: before.sh\n  AfterInstall:\n    - location: after.sh\n",
+		"before.sh":   "#!/bin/sh\ntouch \"" + root + "/before-ran\"\n",
+		"after.sh":    "#!/bin/sh\ntouch \"" + root + "/after-started\"\nsleep 300\n",
+		"f.txt":       "x",
+	})
+	// A fence already passed: nothing runs, the first event fails.
+	rec, err := e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: "r1", Fetch: dirFetch(src),
+		Fence: proc.NewFence(time.Now().Add(-time.Millisecond), 50*time.Millisecond)})
+	if !errors.Is(err, ErrFenced) || rec.FailedEvent != string(appspec.Events[0]) {
+		t.Fatalf("Deploy past the fence: %v (failed event %q), want ErrFenced at the first event", err, rec.FailedEvent)
+	}
+	if _, err := os.Stat(filepath.Join(root, "before-ran")); err == nil {
+		t.Fatal("a script ran after the fence")
+	}
+
+	// A fence that passes while AfterInstall runs: it is stopped, and the
+	// deployment fails there, not later.
+	f := proc.NewFence(time.Now().Add(time.Hour), 50*time.Millisecond)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if _, err := os.Stat(filepath.Join(root, "after-started")); err == nil {
+				f.Set(time.Now())
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	rec, err = e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: "r2", Fetch: dirFetch(src), Fence: f})
+	if !errors.Is(err, ErrFenced) || rec.FailedEvent != string(appspec.AfterInstall) {
+		t.Fatalf("Deploy fenced during AfterInstall: %v (failed event %q), want ErrFenced at AfterInstall", err, rec.FailedEvent)
+	}
+	if _, err := os.Stat(filepath.Join(root, "before-ran")); err != nil {
+		t.Fatal("BeforeInstall did not run before the fence")
+	}
+}
+
+// TestEngineStopScriptsOfLastInstalled: the stop events run the scripts of
+// the last revision whose Install completed, even if that deployment failed
+// later, as CodeDeploy's agent does (it records its "last successful
+// install" right after Install); a failure before Install changes nothing.
+func TestEngineStopScriptsOfLastInstalled(t *testing.T) {
+	e, root := newTestEngine(t)
+	ctx := context.Background()
+	ran := filepath.Join(root, "stops")
+	rev := func(name, failAt string) func(context.Context, string) error {
+		spec := "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n"
+		files := map[string]string{"stop.sh": "#!/bin/sh\necho " + name + " >> \"" + ran + "\"\n", "f.txt": name}
+		if failAt != "" {
+			spec += "  " + failAt + ":\n    - location: fail.sh\n"
+			files["fail.sh"] = "#!/bin/sh\nexit 1\n"
+		}
+		files["appspec.yml"] = spec
+		return dirBundle(t, files)
+	}
+	deploy := func(label string, fetch func(context.Context, string) error, wantOK bool) {
+		t.Helper()
+		_, err := e.Deploy(ctx, Request{Application: "app", Group: "g", Revision: label, Fetch: fetch})
+		if (err == nil) != wantOK {
+			t.Fatalf("deploy %s: %v", label, err)
+		}
+	}
+	deploy("r1", rev("r1", ""), true)
+	deploy("r2", rev("r2", "ValidateService"), false) // fails after Install
+	deploy("r3", rev("r3", "BeforeInstall"), false)   // fails before Install
+	deploy("r4", rev("r4", ""), true)
+	b, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// r2 ran r1's stop; r3 ran r2's (r2 was installed); r4 ran r2's too
+	// (r3 never reached Install).
+	if got, want := strings.Fields(string(b)), []string{"r1", "r2", "r2"}; !slices.Equal(got, want) {
+		t.Errorf("ApplicationStop scripts ran from %v, want %v", got, want)
+	}
+	last, err := e.Store().LastSuccessful("g")
+	if err != nil || last.Revision != "r4" {
+		t.Errorf("last successful %v (%v), want r4", last, err)
 	}
 }

@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +76,7 @@ type Record struct {
 	Finished    time.Time         `json:"finished,omitzero"`
 	FailedEvent string            `json:"failed_event,omitempty"`
 	Error       string            `json:"error,omitempty"`
-	Previous    string            `json:"previous,omitempty"` // last successful deployment when this one started
+	Previous    string            `json:"previous,omitempty"` // last installed deployment when this one started: whose stop scripts it ran
 	BundleEnv   map[string]string `json:"bundle_env,omitempty"`
 	Events      []EventRecord     `json:"events"`
 }
@@ -89,9 +91,15 @@ func (r *Record) Duration(now time.Time) time.Duration {
 
 // Store is the on-disk state of every deployment group on this host:
 //
+//	STATE/deployments/.store-id   this state directory's random ID (see ID)
 //	STATE/deployments/GROUP/
 //	    .lock                 flock held while a deployment of the group runs
-//	    last-successful       ID of the last successful deployment
+//	    last-successful       ID of the last successful deployment: rollback
+//	                          target, and what a fresh host catches up to
+//	    last-installed        ID of the last deployment whose Install event
+//	                          completed (absent: last-successful): whose
+//	                          ApplicationStop, BeforeBlockTraffic and
+//	                          AfterBlockTraffic the next deployment runs
 //	    cleanup-lists         IDs whose install cleanup lists are still to be undone
 //	    DEPLOYMENT-ID/
 //	        record.json       the Record, rewritten atomically at every step
@@ -103,6 +111,7 @@ func (r *Record) Duration(now time.Time) time.Duration {
 // readable state.
 type Store struct {
 	dir string
+	id  string
 }
 
 // ErrNoDeployment says a group has no (successful) deployment yet.
@@ -117,7 +126,54 @@ func OpenStore(stateDir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open state directory: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir}
+	id, err := s.loadID()
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	return s, nil
+}
+
+// storeIDFile holds the store's ID: 16 random hex digits made when the
+// state directory is first used.
+const storeIDFile = ".store-id" // a dot: never a group name
+
+// ID is the state directory's ID: random, made when it was first used, kept
+// for its life. A host wiped or reinstalled gets a new one, so IDs derived
+// from it (deployment IDs) never repeat across reinstalls.
+func (s *Store) ID() string { return s.id }
+
+func (s *Store) loadID() (string, error) {
+	p := filepath.Join(s.dir, storeIDFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); len(id) == 16 && isHex(id) {
+			return id, nil
+		}
+		// Corrupt (a torn write cannot happen: it is written atomically;
+		// an edit can): a new ID only makes later IDs differ, which is safe.
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read state directory ID: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("make state directory ID: %w", err)
+	}
+	id := hex.EncodeToString(r[:])
+	if err := atomicfile.WriteFile(p, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write state directory ID: %w", err)
+	}
+	return id, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // groupDir returns the directory of a group. Group and deployment names are
@@ -306,6 +362,27 @@ func (s *Store) LastSuccessful(group string) (*Record, error) {
 	return s.Get(group, id)
 }
 
+// LastInstalled returns the group's last deployment whose Install event
+// completed, successful or not: its files are the ones in place, so its
+// ApplicationStop is the one to run next, as CodeDeploy's agent records
+// its "last successful install" right after Install. A state directory
+// without the pointer (written by an older drover) falls back to the last
+// successful deployment. ErrNoDeployment if there is none.
+func (s *Store) LastInstalled(group string) (*Record, error) {
+	id, err := s.readPointer(group, "last-installed")
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return s.LastSuccessful(group)
+	}
+	return s.Get(group, id)
+}
+
+func (s *Store) setLastInstalled(group, id string) error {
+	return atomicfile.WriteFile(filepath.Join(s.groupDir(group), "last-installed"), []byte(id+"\n"), 0o644)
+}
+
 func (s *Store) setLastSuccessful(group, id string) error {
 	return atomicfile.WriteFile(filepath.Join(s.groupDir(group), "last-successful"), []byte(id+"\n"), 0o644)
 }
@@ -425,27 +502,32 @@ func (s *Store) Prune(group string, keep, keepRecords int) error {
 	if err != nil {
 		return err
 	}
+	installed, err := s.readPointer(group, "last-installed")
+	if err != nil {
+		return err
+	}
 	pending, err := s.pendingCleanups(group)
 	if err != nil {
 		return err
 	}
 	// The running deployment and the last successful one keep everything;
 	// one whose cleanup list is still to be undone keeps its directory.
-	keepDir := map[string]bool{last: true}
+	keepDir := map[string]bool{last: true, installed: true}
 	for _, id := range pending {
 		keepDir[id] = true
 	}
-	// The running deployment and the last successful one count first, so
-	// that the group holds keep archives in all.
+	// The running deployment, the last successful and the last installed
+	// one count first, so that the group holds keep archives in all.
+	pinned := func(r *Record) bool { return r.Status == StatusRunning || r.ID == last || r.ID == installed }
 	archives := 0
 	for _, r := range rs {
-		if r.Status == StatusRunning || r.ID == last {
+		if pinned(r) {
 			archives++
 		}
 	}
 	for i := len(rs) - 1; i >= 0; i-- { // newest first
 		r := rs[i]
-		if r.Status == StatusRunning || r.ID == last {
+		if pinned(r) {
 			continue
 		}
 		if newer := len(rs) - 1 - i; newer >= keepRecords && !keepDir[r.ID] {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,18 +12,19 @@ import (
 )
 
 func TestDeploymentIDIsStableAndShaped(t *testing.T) {
-	a := DeploymentID("hello-web", "web-prod", "abc123", 1)
-	if a != DeploymentID("hello-web", "web-prod", "abc123", 1) {
+	a := DeploymentID("0123456789abcdef", "hello-web", "web-prod", "abc123", 1)
+	if a != DeploymentID("0123456789abcdef", "hello-web", "web-prod", "abc123", 1) {
 		t.Fatal("same inputs gave different IDs")
 	}
 	if !regexp.MustCompile(`^d-[0-9a-f]{12}$`).MatchString(a) {
 		t.Fatalf("ID %q is not d- and 12 hex digits", a)
 	}
 	for _, other := range []string{
-		DeploymentID("hello-web", "web-prod", "abc123", 2),
-		DeploymentID("hello-web", "web-prod", "abc124", 1),
-		DeploymentID("hello-web", "web-dev", "abc123", 1),
-		DeploymentID("hello-we", "bweb-prod", "abc123", 1), // field boundaries matter
+		DeploymentID("0123456789abcdef", "hello-web", "web-prod", "abc123", 2),
+		DeploymentID("0123456789abcdef", "hello-web", "web-prod", "abc124", 1),
+		DeploymentID("0123456789abcdef", "hello-web", "web-dev", "abc123", 1),
+		DeploymentID("0123456789abcdef", "hello-we", "bweb-prod", "abc123", 1), // field boundaries matter
+		DeploymentID("fedcba9876543210", "hello-web", "web-prod", "abc123", 1), // another state directory
 	} {
 		if other == a {
 			t.Errorf("different inputs gave the same ID %s", a)
@@ -30,6 +32,44 @@ func TestDeploymentIDIsStableAndShaped(t *testing.T) {
 	}
 	if g := DeploymentGroupID("a", "b"); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(g) {
 		t.Errorf("group ID %q is not UUID-shaped", g)
+	}
+}
+
+// TestStoreIDAndLocalDeploymentIDs: a state directory keeps its random ID
+// across reopenings, two fresh ones differ, and so do the IDs of the same
+// bundle deployed into each (a reinstalled host never reuses an ID).
+func TestStoreIDAndLocalDeploymentIDs(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID() == "" || a.ID() != again.ID() {
+		t.Fatalf("store ID %q, reopened %q: want one non-empty ID", a.ID(), again.ID())
+	}
+	var ids []string
+	for range 2 {
+		e, _ := newTestEngine(t)
+		rec, err := e.Deploy(t.Context(), Request{Application: "app", Group: "g", Revision: "r1",
+			Fetch: dirBundle(t, map[string]string{"appspec.yml": "version: 0.0\nos: linux\n", "f": "x"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two fresh state directories gave the same deployment ID %s", ids[0])
+	}
+	// A corrupted ID file is replaced, not fatal.
+	if err := os.WriteFile(filepath.Join(dir, "deployments", storeIDFile), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := OpenStore(dir); err != nil || c.ID() == a.ID() || len(c.ID()) != 16 {
+		t.Errorf("after corruption: ID %q, %v; want a new one", c.ID(), err)
 	}
 }
 

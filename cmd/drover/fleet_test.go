@@ -221,10 +221,15 @@ func (f *fleet) kill9(i int) {
 }
 
 type bundleOpts struct {
-	failValidate  bool          // ValidateService exits 1
-	hang          string        // event whose script hangs on every host
-	hangOnce      string        // event whose script hangs on the first host to reach it
-	hold          time.Duration // each lifecycle sleeps this long in ValidateService
+	failValidate bool          // ValidateService exits 1
+	hang         string        // event whose script hangs on every host
+	hangOnce     string        // event whose script hangs on the first host to reach it
+	hold         time.Duration // each lifecycle sleeps this long in ValidateService
+	// exclusive: every script takes an exclusive flock on one file for its
+	// whole life (its children inherit it, so until its tree is gone) and
+	// appends to the timeline's .overlap file when another host's script
+	// holds it: an exact P1 check for window 1, also for killed scripts.
+	exclusive     bool
 	canary, batch string
 }
 
@@ -238,13 +243,18 @@ func (f *fleet) push(rev, strategy string, o bundleOpts) string {
 	mark := func(what string) string {
 		return fmt.Sprintf("echo \"$(date +%%s.%%N) $DROVER_HOST $DROVER_REVISION $LIFECYCLE_EVENT %s\" >> %q\n", what, f.timeline)
 	}
-	script := "#!/bin/sh\nset -e\n" + mark("start")
+	script := "#!/bin/sh\nset -e\n"
+	if o.exclusive {
+		script += fmt.Sprintf("exec 9>>%q\nif ! flock -n 9; then echo \"$(date +%%s.%%N) $DROVER_HOST $DROVER_REVISION $LIFECYCLE_EVENT\" >> %q; fi\n",
+			f.timeline+".lock", f.timeline+".overlap")
+	}
+	script += mark("start")
 	script += fmt.Sprintf("if [ \"$LIFECYCLE_EVENT\" = ValidateService ]; then sleep %.3f; fi\n", o.hold.Seconds())
 	if o.hang != "" {
 		script += fmt.Sprintf("if [ \"$LIFECYCLE_EVENT\" = %s ]; then touch \"$DROVER_ROOT/hanging\"; while :; do sleep 0.05; done; fi\n", o.hang)
 	}
 	if o.hangOnce != "" {
-		script += fmt.Sprintf("if [ \"$LIFECYCLE_EVENT\" = %s ] && mkdir %q 2>/dev/null; then touch \"$DROVER_ROOT/hanging\"; while :; do sleep 0.05; done; fi\n",
+		script += fmt.Sprintf("if [ \"$LIFECYCLE_EVENT\" = %s ] && mkdir %q 2>/dev/null; then echo $$ > \"$DROVER_ROOT/hanging.tmp\"; mv \"$DROVER_ROOT/hanging.tmp\" \"$DROVER_ROOT/hanging\"; while :; do sleep 0.05; done; fi\n",
 			o.hangOnce, filepath.Join(filepath.Dir(f.timeline), "hung-once"))
 	}
 	if o.failValidate {

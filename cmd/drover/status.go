@@ -89,6 +89,9 @@ func printStatus(w io.Writer, st *daemon.Status) {
 		if a.SourceError != "" {
 			fmt.Fprintf(w, "  source error: %s\n", a.SourceError)
 		}
+		if a.Active && a.Roster.Epoch == 0 && a.Roster.Why != "" {
+			fmt.Fprintf(w, "  %s\n", a.Roster.Why) // no host of the group can take a slot
+		}
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  HOST\tREVISION\tDESIRED\tPHASE\tEVENT\tRESULT\tAGE")
 		hosts := append([]daemon.HostStatus(nil), a.Hosts...)

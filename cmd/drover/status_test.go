@@ -34,3 +34,15 @@ func TestStatusTable(t *testing.T) {
 		t.Errorf("status table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestStatusSaysWhyNoRoster: an application whose group has no roster says
+// why under its desired line.
+func TestStatusSaysWhyNoRoster(t *testing.T) {
+	st := daemon.SampleStatus()
+	st.Apps[0].Roster = daemon.RosterStatus{Why: "no roster: waiting for bootstrap_expect 5 hosts, 3 seen", Expect: 5}
+	var b strings.Builder
+	printStatus(&b, &st)
+	if !strings.Contains(b.String(), "\n  no roster: waiting for bootstrap_expect 5 hosts, 3 seen\n") {
+		t.Errorf("status does not say why there is no roster:\n%s", b.String())
+	}
+}

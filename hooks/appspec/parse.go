@@ -376,6 +376,16 @@ func (p *parser) hooks(e entry) {
 	for _, ev := range p.mapping(v, "hooks") {
 		field := join("hooks", ev.key)
 		event, known := knownEvent(ev.key)
+		if isNull(ev.value) {
+			// CodeDeploy's agent drops keys without a value before it
+			// checks event names, so an empty unknown key passes there too.
+			if known && event.Scriptable() {
+				p.warnf(ev.line, field, "lists no scripts")
+			} else {
+				p.warnf(ev.line, field, "lists no scripts and is ignored (it is not a scriptable lifecycle event; CodeDeploy ignores it too)")
+			}
+			continue
+		}
 		switch {
 		case reservedEvents[ev.key]:
 			p.errorf(ev.line, field, "is run by the deployment agent itself and cannot run scripts")
@@ -402,9 +412,6 @@ func (p *parser) hooks(e entry) {
 		p.line(field, ev.line)
 		list := ev.value
 		switch {
-		case isNull(list):
-			p.warnf(ev.line, field, "lists no scripts")
-			continue
 		case list.Kind == yaml.MappingNode:
 			p.errorf(list.Line, field, `must be a list of scripts; start each script with a dash: "- location: ..."`)
 			continue

@@ -400,6 +400,8 @@ hooks:
     - location: a.sh
       runAs: bob
       Timeout: 30
+  BeforeDeploy:
+  Install: ~
 ---
 version: 1
 `
@@ -420,7 +422,9 @@ version: 1
 		`appspec.yml:14: hooks.ApplicationStop: lists no scripts`,
 		`appspec.yml:17: hooks.AfterInstall[0].runAs: unknown key, ignored (as CodeDeploy does); did you mean "runas"?`,
 		`appspec.yml:18: hooks.AfterInstall[0].Timeout: unknown key, ignored (as CodeDeploy does); did you mean "timeout"?`,
-		`appspec.yml:19: only the first YAML document is read; everything after the first "---" separator is ignored`,
+		`appspec.yml:19: hooks.BeforeDeploy: lists no scripts and is ignored (it is not a scriptable lifecycle event; CodeDeploy ignores it too)`,
+		`appspec.yml:20: hooks.Install: lists no scripts and is ignored (it is not a scriptable lifecycle event; CodeDeploy ignores it too)`,
+		`appspec.yml:21: only the first YAML document is read; everything after the first "---" separator is ignored`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

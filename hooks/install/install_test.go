@@ -773,13 +773,38 @@ func TestPermissionsOwner(t *testing.T) {
 		}
 	}
 	fi, _ := os.Stat(e.path("opt/app/f"))
-	if fi.Mode()&fs.ModeSetgid == 0 || fi.Mode().Perm() != 0o750 {
-		t.Errorf("mode %v: chown must not clear setgid set by mode", fi.Mode())
+	if fi.Mode()&fs.ModeSetgid != 0 || fi.Mode().Perm() != 0o750 {
+		t.Errorf("mode %v, want 0750: CodeDeploy sets the mode, then the owner, and chown clears setgid", fi.Mode())
 	}
 	// The owner of /opt/app itself is not changed: only what lies below.
 	var st syscall.Stat_t
 	if err := syscall.Stat(e.path("opt/app"), &st); err != nil || st.Uid != 0 {
 		t.Errorf("/opt/app owner %d (err %v), want 0", st.Uid, err)
+	}
+}
+
+// TestPermissionsSetuidWithOwner: "mode: 4755" with "owner:" ends 0755 on
+// a file, as under CodeDeploy (chmod, then chown, which clears setuid), and
+// a directory keeps its setgid bit (chown leaves directories' bits alone).
+func TestPermissionsSetuidWithOwner(t *testing.T) {
+	needRoot(t)
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	e := newEnv(t)
+	spec := specOf(appspec.Disallow, appspec.File{Source: "/", Destination: "/opt/app"})
+	spec.Permissions = []appspec.Permission{
+		{Object: "/opt/app", Owner: "nobody", Mode: 0o755 | fs.ModeSetuid, HasMode: true, Types: []appspec.ObjectType{appspec.TypeFile}, Line: 7},
+		{Object: "/opt/app", Mode: 0o755 | fs.ModeSetgid, HasMode: true, Owner: "nobody", Types: []appspec.ObjectType{appspec.TypeDirectory}, Line: 12},
+	}
+	if _, err := e.deploy(t, spec, []fsEnt{{name: "bin/tool", body: "x"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(e.path("opt/app/bin/tool")); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSetuid) != 0o755 {
+		t.Errorf("tool mode %v (%v), want 0755 without setuid", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(e.path("opt/app/bin")); err != nil || fi.Mode()&fs.ModeSetgid == 0 {
+		t.Errorf("bin mode %v (%v), want setgid kept on a directory", fi.Mode(), err)
 	}
 }
 

@@ -256,23 +256,40 @@ func unixPerm(m fs.FileMode) fs.FileMode {
 	return out
 }
 
-// applyPermissions applies owner and group, then mode, then acls, then
-// SELinux contexts.
+// applyPermissions applies mode, then owner and group, then acls, then
+// SELinux contexts. Mode before owner is CodeDeploy's order, and it matters:
+// chown(2) clears the setuid bit of a regular file (and setgid, when the
+// group may execute it), so "mode: 4755" with "owner:" ends 0755 as it does
+// under CodeDeploy — a migrating team never silently gains a setuid bit.
+// Each entry where that happens is logged.
 func (in *installer) applyPermissions(ctx context.Context, targets []permTarget, list *cleanupList) error {
-	for _, t := range targets {
-		if t.uid < 0 && t.gid < 0 {
-			continue
-		}
-		if err := os.Lchown(t.path, t.uid, t.gid); err != nil {
-			return fmt.Errorf("install: permissions (appspec line %d): set owner of %s: %w", t.perm.Line, t.path, err)
-		}
-	}
 	for _, t := range targets {
 		if !t.perm.HasMode || t.link {
 			continue
 		}
 		if err := os.Chmod(t.path, unixPerm(t.perm.Mode)); err != nil {
 			return fmt.Errorf("install: permissions (appspec line %d): set mode of %s: %w", t.perm.Line, t.path, err)
+		}
+	}
+	cleared := map[*appspec.Permission]int{}
+	for _, t := range targets {
+		if t.uid < 0 && t.gid < 0 {
+			continue
+		}
+		special := !t.link && t.perm.HasMode && unixPerm(t.perm.Mode)&(fs.ModeSetuid|fs.ModeSetgid) != 0
+		if err := os.Lchown(t.path, t.uid, t.gid); err != nil {
+			return fmt.Errorf("install: permissions (appspec line %d): set owner of %s: %w", t.perm.Line, t.path, err)
+		}
+		if special {
+			if fi, err := os.Lstat(t.path); err == nil && fi.Mode().IsRegular() && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != unixPerm(t.perm.Mode)&(fs.ModeSetuid|fs.ModeSetgid) {
+				cleared[t.perm]++
+			}
+		}
+	}
+	for _, t := range targets {
+		if n := cleared[t.perm]; n > 0 {
+			in.log.Warn(fmt.Sprintf("permissions (appspec line %d): the owner change cleared the setuid/setgid bit of %d files under %s, as CodeDeploy's agent does (it sets the mode, then the owner); set the bit in a hook if it is meant", t.perm.Line, n, t.perm.Object))
+			delete(cleared, t.perm)
 		}
 	}
 	if err := in.applyACLs(ctx, targets); err != nil {

@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		deadmanAgent(mode)
 		return
 	}
+	if mode := os.Getenv(fenceAgentEnv); mode != "" {
+		fenceAgent(mode)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -139,14 +139,22 @@ type Spec struct {
 	// Output is called for every line, from one goroutine at a time, never
 	// after Run returns. Nil discards output.
 	Output func(Line)
+	// Fence, when set, is a deadline the script must not outlive, enforced
+	// by the agent and by the script's watchdog (see Fence). When it
+	// passes, the tree is stopped with the fence's grace, and the same
+	// grace bounds any other stop of a tree whose fence is near.
+	Fence *Fence
 }
 
 // Result is how a script ended.
 type Result struct {
-	ExitCode       int    // -1 if killed by a signal
-	Signal         string // e.g. "SIGKILL" when signalled
-	TimedOut       bool
-	Canceled       bool // ctx was cancelled (agent shutdown): tree killed like a timeout
+	ExitCode int    // -1 if killed by a signal
+	Signal   string // e.g. "SIGKILL" when signalled
+	TimedOut bool
+	Canceled bool // ctx was cancelled (agent shutdown): tree killed like a timeout
+	// Fenced: Spec.Fence passed before the script ended, and its tree was
+	// stopped (by the agent, or by the watchdog while the agent was stopped).
+	Fenced         bool
 	LeftoverOutput bool // a process the script left behind still held stdout/stderr
 	Duration       time.Duration
 	Unit           string // the systemd unit it ran in; "" without systemd
@@ -182,16 +190,49 @@ const (
 	//
 	// Before that it starts the dead-man watchdog, detached (a grandchild,
 	// so that it is nobody's child but init's and no `wait` of the script
-	// sees it) but in the script's process group and unit. It blocks on
-	// fd 4, the read end of a pipe only the agent writes. The agent writes
-	// a line when the script is over (disarm); if instead the pipe reaches
-	// EOF, the agent died while the script ran (kill -9, OOM, crash), and
-	// the watchdog ends the script's process group: TERM, then KILL after
-	// the grace. So a lifecycle event never outlives its agent, which the
-	// rollout protocol's fencing relies on (gossip/PROTOCOL.md, A3).
+	// sees it) but in the script's process group and unit. It reads lines
+	// from fd 4, the read end of a pipe only the agent writes:
+	//   - "f DEADLINE GRACE" arms (or moves) the fence (see Fence): a timer
+	//     subshell polls /proc/uptime (CLOCK_BOOTTIME, centiseconds) in
+	//     steps of at most 0.25 s, and when DEADLINE passes while the script
+	//     still runs — its pid ($$, which the script keeps through exec) is
+	//     neither a zombie nor a new process (the start time in
+	//     /proc/PID/stat changed) — it sends TERM to the process group and
+	//     KILL GRACE seconds later. A script that ended before the deadline
+	//     is left alone, and so is what it left running, even if the agent
+	//     is stopped and has not reaped it. The watchdog stops an old timer
+	//     (USR1, which also ends its sleep) before it starts a new one.
+	//   - any other line disarms it: the agent is alive and done with the
+	//     script; it exits without killing anything.
+	//   - EOF: the agent died while the script ran (kill -9, OOM, crash);
+	//     the watchdog ends the script's process group: TERM, then KILL
+	//     after the grace $1.
+	// So a lifecycle event outlives neither its agent nor its fence, even
+	// while the agent is stopped, which the rollout protocol's fencing
+	// relies on (gossip/PROTOCOL.md, A3).
 	trampoline = `g=$1; shift
 ( ( trap '' TERM HUP INT
-    if read -r _ <&4; then exit 0; fi
+    s=$$ b= t=
+    if read -r l </proc/$s/stat; then l=${l##*) }; set -- $l; b=${20}; fi
+    while read -r c d k <&4; do
+      if [ -n "$t" ]; then kill -USR1 $t; wait $t; t=; fi
+      [ "$c" = f ] || exit 0
+      ( trap 'kill $z 2>/dev/null; exit 0' USR1
+        while :; do
+          read -r u _ </proc/uptime
+          n=$(( ${u%.*} * 100 + 1${u#*.} - 100 ))
+          [ $n -lt $d ] || break
+          r=$(( d - n )); [ $r -le 25 ] || r=25
+          sleep $(( r / 100 )).$(( r / 10 % 10 ))$(( r % 10 )) & z=$!
+          wait $z
+        done
+        read -r l </proc/$s/stat || exit 0
+        l=${l##*) }; set -- $l
+        [ "$1" != Z ] && [ "${20}" = "$b" ] || exit 0
+        kill -TERM 0; sleep "$k"; kill -KILL 0 ) &
+      t=$!
+    done
+    if [ -n "$t" ]; then kill -USR1 $t; fi
     kill -TERM 0; sleep "$g"; kill -KILL 0 ) </dev/null >/dev/null 2>&1 3<&- & )
 exec 4<&-
 read -r _ <&3 || exit 125; exec 3<&-; exec "$@"`
@@ -346,6 +387,12 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	res := Result{Unit: t.unit()}
 	defer p.disarm() // every path below ends the script first
+	if s.Fence != nil {
+		p.fence = s.Fence
+		if err := s.Fence.add(p); err != nil { // armed before the script runs
+			r.log.Warn("arm hook watchdog's fence; only the agent enforces it", "path", s.Path, "err", err)
+		}
+	}
 	if err := p.release(); err != nil {
 		// The child is gone already; its status says why.
 		r.log.Warn("release hook script", "path", s.Path, "err", err)
@@ -357,35 +404,30 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 		defer tm.Stop()
 		timeout = tm.C
 	}
-	var state *os.ProcessState
-	select {
-	case state = <-p.exited:
-	case <-timeout:
-		res.TimedOut = true
-	case <-ctx.Done():
-		res.Canceled = true
-	}
+	state := r.wait(ctx, s, p, timeout, &res)
 	if state == nil {
-		// The script may have exited at the same moment.
-		select {
-		case state = <-p.exited:
-			res.TimedOut, res.Canceled = false, false
-		default:
-		}
-	}
-	if state != nil {
-		p.disarm()
-	} else {
 		// Disarm first: the watchdog ignores TERM and would hold the
 		// unit's stop for the whole grace.
 		p.disarm()
-		if err := t.kill(s.KillGrace); err != nil {
+		if err := t.kill(r.stopGrace(s)); err != nil {
 			r.log.Warn("kill hook process tree", "path", s.Path, "unit", res.Unit, "err", err)
 			p.killGroup() // last resort: at least the script and its group
 		}
 		state = <-p.exited
+		res.ExitCode, res.Signal = exitStatus(state)
+	} else {
+		p.disarm()
+		res.ExitCode, res.Signal = exitStatus(state)
+		if res.Signal != "" && s.Fence != nil && s.Fence.Passed(r.now()) {
+			// Signalled with its fence passed: the watchdog stopped it while
+			// the agent could not (stopped, frozen). Under systemd, stop
+			// what of its unit left the process group, too.
+			res.Fenced = true
+			if err := t.kill(0); err != nil {
+				r.log.Warn("stop fenced hook unit", "path", s.Path, "unit", res.Unit, "err", err)
+			}
+		}
 	}
-	res.ExitCode, res.Signal = exitStatus(state)
 
 	// Drain: the script is gone; wait a little for EOF from anything it left.
 	drain := time.NewTimer(s.DrainTimeout)
@@ -403,6 +445,72 @@ func (r *runner) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	res.Duration = r.now().Sub(started)
 	return res, nil
+}
+
+// wait waits for the script's end, its timeout, ctx or its fence, and
+// returns its state if it exited, recording in res why not otherwise.
+func (r *runner) wait(ctx context.Context, s Spec, p *process, timeout <-chan time.Time, res *Result) *os.ProcessState {
+	var fence *time.Timer
+	defer func() {
+		if fence != nil {
+			fence.Stop()
+		}
+	}()
+	for {
+		var fenced <-chan time.Time
+		var moved <-chan struct{}
+		if s.Fence != nil {
+			at, ch := s.Fence.watch()
+			if fence == nil {
+				fence = time.NewTimer(at.Sub(r.now()))
+			} else {
+				fence.Reset(at.Sub(r.now()))
+			}
+			fenced, moved = fence.C, ch
+		}
+		select {
+		case state := <-p.exited:
+			return state
+		case <-timeout:
+			res.TimedOut = true
+		case <-ctx.Done():
+			res.Canceled = true
+		case <-fenced:
+			res.Fenced = true
+		case <-moved:
+			continue // Reset above (Go 1.23 timers: no stale tick to drain)
+		}
+		break
+	}
+	// The script may have exited at the same moment, or long before while
+	// the agent was stopped (after SIGCONT the timers can fire before the
+	// reaper runs).
+	if p.ended() {
+		res.TimedOut, res.Canceled, res.Fenced = false, false, false
+		return <-p.exited
+	}
+	select {
+	case state := <-p.exited:
+		res.TimedOut, res.Canceled, res.Fenced = false, false, false
+		return state
+	default:
+	}
+	if res.Canceled && s.Fence != nil && s.Fence.Passed(r.now()) {
+		// The agent's own fence (or an abort at the lease's end) cancelled
+		// ctx: report the fence, which is what stopped it.
+		res.Canceled, res.Fenced = false, true
+	}
+	return nil
+}
+
+// stopGrace is the TERM→KILL grace of a stop: Spec.KillGrace, but never
+// past the fence's deadline plus its grace.
+func (r *runner) stopGrace(s Spec) time.Duration {
+	g := s.KillGrace
+	if s.Fence != nil {
+		g = min(g, max(s.Fence.Deadline().Add(s.Fence.Grace()).Sub(r.now()), 0))
+	}
+	return g
 }
 
 // keepDraining hands a detached output to the runner, which reads and
@@ -428,7 +536,9 @@ func (r *runner) keepDraining(o *output) {
 type process struct {
 	cmd    *exec.Cmd
 	hold   *os.File // write end of the hold pipe; nil once released
+	deadMu sync.Mutex
 	dead   *os.File // write end of the dead-man pipe; closed by disarm
+	fence  *Fence   // the fence its watchdog is armed with, if any
 	out    *output
 	exited chan *os.ProcessState // receives once
 }
@@ -522,12 +632,34 @@ func (p *process) release() error {
 // disarm tells the dead-man watchdog that the agent is alive and done
 // with the script: it exits without killing anything. Idempotent.
 func (p *process) disarm() {
+	if p.fence != nil {
+		p.fence.remove(p)
+	}
+	p.deadMu.Lock()
+	defer p.deadMu.Unlock()
 	if p.dead == nil {
 		return
 	}
 	p.dead.Write([]byte{'\n'})
 	p.dead.Close()
 	p.dead = nil
+}
+
+// arm tells the watchdog the fence's deadline (see the trampoline).
+func (p *process) arm(deadline time.Time, grace time.Duration) error {
+	p.deadMu.Lock()
+	defer p.deadMu.Unlock()
+	if p.dead == nil {
+		return nil
+	}
+	line, err := fenceLine(deadline, grace, time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := p.dead.WriteString(line); err != nil {
+		return fmt.Errorf("write to watchdog: %w", err)
+	}
+	return nil
 }
 
 // abort ends a child that never ran the script, and its output readers.
@@ -538,6 +670,17 @@ func (p *process) abort() {
 	<-p.exited
 	p.out.closeFiles()
 	<-p.out.done
+}
+
+// ended reports whether the script has exited: a zombie, or reaped by
+// start's goroutine, which may not have sent on p.exited yet.
+func (p *process) ended() bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	st, _, ok := parseStat(b)
+	return ok && st == 'Z'
 }
 
 func (p *process) killGroup() {

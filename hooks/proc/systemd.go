@@ -16,6 +16,7 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 // callTimeout bounds one exchange with systemd.
@@ -201,9 +202,10 @@ type scope struct {
 
 func (s *scope) unit() string { return s.name }
 
-// kill stops the scope: systemd sends TERM to every process in it, KILL after
-// the scope's TimeoutStopUSec (the grace), and the stop job ends when they
-// are gone.
+// kill stops the scope: systemd sends TERM to every process in it, and the
+// stop job ends when they are gone. KILL follows after grace (sent by the
+// agent: a fence's grace is shorter than the scope's TimeoutStopUSec, which
+// a running scope cannot change), or after TimeoutStopUSec if that is first.
 func (s *scope) kill(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*grace+callTimeout)
 	defer cancel()
@@ -218,11 +220,17 @@ func (s *scope) kill(grace time.Duration) error {
 		}
 		return fmt.Errorf("stop scope %s: %w", s.name, err)
 	}
-	select {
-	case <-ch: // done, or failed after KILL: either way the unit is inactive
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop scope %s: %w", s.name, ctx.Err())
+	hard := time.NewTimer(grace)
+	defer hard.Stop()
+	for {
+		select {
+		case <-ch: // done, or failed after KILL: either way the unit is inactive
+			return nil
+		case <-hard.C:
+			conn.KillUnitContext(ctx, s.name, int32(unix.SIGKILL))
+		case <-ctx.Done():
+			return fmt.Errorf("stop scope %s: %w", s.name, ctx.Err())
+		}
 	}
 }
 

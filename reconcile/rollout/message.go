@@ -44,13 +44,31 @@ type Message struct {
 	Revision string
 	Attempt  uint32
 	Lease    time.Duration // claim: lease asked for, honoured by the grantor
-	Result   string
-	Ballot   Ballot
-	Members  []string // accept, promise (accepted value), roster-resp
-	Failed   []string // grant: failures the voter knows for Revision/Attempt
-	Row      Row      // KindRow
-	Flag     Flag     // KindFlag
+	// Expect: prepare and accept of epoch 0 (the first roster), the
+	// sender's bootstrap_expect; an acceptor with another value refuses.
+	// On the wire it takes Slot's place, which Paxos messages do not use.
+	Expect uint32
+	Result string
+	// Lineage: roster responses and Paxos messages, the roster's lineage
+	// (Roster.Lineage; for prepare/promise/accept, the one proposed or
+	// accepted with the value). On the wire it takes Result's place, which
+	// those kinds do not use, so older agents ignore it.
+	Lineage string
+	Ballot  Ballot
+	Members []string // accept, promise (accepted value), roster-resp
+	Failed  []string // grant: failures the voter knows for Revision/Attempt
+	Row     Row      // KindRow
+	Flag    Flag     // KindFlag
 }
+
+// paxos reports whether k is a Paxos message of a roster change.
+func (k Kind) paxos() bool {
+	return k == KindPrepare || k == KindPromise || k == KindAccept || k == KindAccepted
+}
+
+// lineageInResult reports whether the kind's Result slot on the wire holds
+// Message.Lineage.
+func (k Kind) lineageInResult() bool { return k.paxos() || k == KindRosterResp }
 
 // Broadcast reports whether m travels by gossip rather than directly.
 func (m *Message) Broadcast() bool { return m.Kind == KindRow || m.Kind == KindFlag }

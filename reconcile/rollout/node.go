@@ -14,6 +14,18 @@ type Config struct {
 	App    string
 	Group  string
 	Timing Timing
+	// BootstrapExpect is cluster.bootstrap_expect: the number of hosts that
+	// form the group. 0: the first roster is created by the first host by
+	// name, alone (assumption A4). N > 0: epoch 1 is chosen by Paxos among
+	// the group's hosts with a quorum of ⌊N/2⌋+1, so two first rosters
+	// cannot form apart (gossip/PROTOCOL.md §4.4).
+	BootstrapExpect int
+	// Nonce is random and durable for this host's state (the daemon passes
+	// its state directory's ID): the lineage of a first roster this host
+	// forms or proposes, and of a roster change it proposes for a group
+	// whose roster has none yet (written by an older drover). Deployment
+	// IDs fold the lineage in, so a group formed anew never reuses one.
+	Nonce string
 }
 
 // peer is what a Node knows about one host of the group (itself included).
@@ -125,6 +137,10 @@ type Node struct {
 	rosterHash     uint64
 	rosterFrom     string // a peer whose row shows a roster this host lacks
 	houseRounds    int
+	bootSeen       int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
+	bootSince      time.Duration // when bootSeen last changed
+	bootReady      time.Duration // when the bootstrap plan became ready (0: it is not)
+	bootLast       string        // how the last proposal of the first roster ended, for RosterState
 	seenRound      uint64
 	lastNow        time.Duration // time of the last input
 	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
@@ -139,6 +155,10 @@ type Node struct {
 type Stats struct {
 	StaleClaims uint64 // claims their sender had already released (late or reordered)
 	Skipped     uint64 // hosts passed over in the order after SkipAfter (skipStalled)
+	// RosterConflicts counts rows and roster messages showing another
+	// roster of this host's epoch although bootstrap_expect is set: hosts
+	// formed two first rosters, so the assumption of §4.4 was broken.
+	RosterConflicts uint64
 }
 
 // Stats returns the node's counters.
@@ -167,6 +187,8 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		lockOf:      map[string]uint32{},
 		forceRemove: map[string]bool{},
 		started:     now,
+		bootSeen:    1,
+		bootSince:   now,
 	}
 	if n.st.Incarnation > 0 {
 		// An earlier incarnation may have granted leases we no longer know.
@@ -463,14 +485,15 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindRelease:
 		n.onRelease(now, m)
 	case KindPrepare:
-		n.onPrepare(now, *m)
+		n.onPrepare(now, m)
 	case KindPromise:
 		n.onPromise(now, *m)
 	case KindAccept:
-		n.onAccept(now, *m)
+		n.onAccept(now, m)
 	case KindAccepted:
+		n.onAccepted(now, *m)
 	case KindRosterReq:
-		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
 	case KindRosterResp:
 		n.onRosterResp(now, *m)
 	}
@@ -555,7 +578,7 @@ func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	// reachable, and for the lease bound after it became unreachable.
 	mayRun := r.Phase.Running() && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease)
 	c.unhealthy = mayRun
-	if p.member && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
+	if (p.member || n.st.Roster.Epoch == 0 && n.cfg.BootstrapExpect > 0) && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
 		c.acc = accKey{r.AccBallot, r.AccHash}
 	}
 	if mayRun && r.Claim != 0 {
@@ -848,7 +871,13 @@ func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, windo
 }
 
 func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
-	run.id = DeploymentID(n.cfg.App, n.cfg.Group, run.rev, run.attempt)
+	lineage := n.st.Roster.Lineage
+	if lineage == "" && run.slotless {
+		// A fresh host's install before any roster: its own deployment,
+		// not a rollout's (no other host shares it).
+		lineage = n.cfg.Nonce
+	}
+	run.id = DeploymentID(lineage, n.cfg.App, n.cfg.Group, run.rev, run.attempt)
 	n.run = run
 	r := &n.self.row
 	switch {
@@ -983,7 +1012,7 @@ func (n *Node) LocalState() []Message {
 	if n.st.Roster.Epoch > 0 {
 		// The roster rides along: push-pull is a stream, so a host that
 		// datagrams cannot reach still learns the voters (PROTOCOL.md §4.4).
-		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members})
+		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
 	}
 	return out
 }
@@ -1044,7 +1073,11 @@ func (n *Node) Tick(now time.Duration) {
 		n.pendingPeers = rest
 	}
 	n.tickClaim(now)
-	if n.prop != nil && now >= n.prop.deadline {
+	if p := n.prop; p != nil && now >= p.deadline {
+		if p.epoch == 0 && n.st.Roster.Epoch == 0 {
+			n.bootLast = fmt.Sprintf("no roster: the last proposal of the first roster %v got %d of %d promises, %d of %d accepted; retrying",
+				p.value, len(p.promises), n.need, len(p.accepted), n.need)
+		}
 		n.prop = nil
 	}
 	if now >= n.nextHouse {

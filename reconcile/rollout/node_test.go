@@ -12,18 +12,33 @@ import (
 // net is a tiny perfect network for unit tests: messages are delivered in
 // order, after every step, to hosts that are up and not cut off.
 type net struct {
-	t       *testing.T
-	now     time.Duration
-	nodes   map[string]*Node
-	names   []string
-	st      map[string]Persisted
-	down    map[string]bool
-	cut     map[string]bool // cut off from everyone
-	mute    map[string]bool // its direct messages are lost, its gossip passes (a UDP cut with TCP push-pull)
-	running map[string]Decision
-	starts  []string
-	aborts  []string
-	maxRun  int
+	t     *testing.T
+	now   time.Duration
+	nodes map[string]*Node
+	names []string
+	st    map[string]Persisted
+	down  map[string]bool
+	cut   map[string]bool // cut off from everyone
+	mute  map[string]bool // its direct messages are lost, its gossip passes (a UDP cut with TCP push-pull)
+	// side and split: a partition between the hosts of side 1 and the
+	// others. splitAll drops everything between the sides; splitDatagrams
+	// drops what memberlist sends as UDP (gossip, and direct messages that
+	// are not Reliable) while streams pass: reliable messages and push-pull.
+	side  map[string]int
+	split splitMode
+	// pullEvery > 0: every pullEvery each up host exchanges its LocalState
+	// with one other (a rotating peer), as memberlist's push-pull does over
+	// TCP.
+	pullEvery time.Duration
+	pulls     int
+	running   map[string]Decision
+	starts    []string
+	timing    Timing            // of the nodes
+	expect    int               // their bootstrap_expect
+	nonce     string            // prefix of their Config.Nonce (start: nonce+host)
+	ids       map[string]string // each host's last slotted deployment ID
+	aborts    []string
+	maxRun    int
 }
 
 var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,
@@ -34,7 +49,7 @@ func newNet(t *testing.T, n int, installed string) *net {
 }
 
 func newNetTiming(t *testing.T, n int, installed string, timing Timing) *net {
-	w := &net{t: t, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, mute: map[string]bool{}, running: map[string]Decision{}}
+	w := &net{t: t, timing: timing, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, mute: map[string]bool{}, running: map[string]Decision{}}
 	for i := 0; i < n; i++ {
 		w.names = append(w.names, fmt.Sprintf("h%d", i))
 	}
@@ -46,7 +61,50 @@ func newNetTiming(t *testing.T, n int, installed string, timing Timing) *net {
 	return w
 }
 
-func (w *net) reachable(a, b string) bool { return !w.down[a] && !w.down[b] && !w.cut[a] && !w.cut[b] }
+type splitMode uint8
+
+const (
+	splitNone splitMode = iota
+	splitAll
+	splitDatagrams
+)
+
+// splitOff partitions the hosts in side1 from the others (mode splitNone heals).
+func (w *net) splitOff(mode splitMode, side1 ...string) {
+	w.split = mode
+	w.side = map[string]int{}
+	for _, h := range side1 {
+		w.side[h] = 1
+	}
+}
+
+func (w *net) reachable(a, b string) bool {
+	return !w.down[a] && !w.down[b] && !w.cut[a] && !w.cut[b] && (w.split != splitAll || w.side[a] == w.side[b])
+}
+
+// datagram reports whether a datagram from a reaches b.
+func (w *net) datagram(a, b string) bool {
+	return w.reachable(a, b) && (w.split != splitDatagrams || w.side[a] == w.side[b])
+}
+
+// pushPull exchanges the full state of a and b, as memberlist's push-pull
+// does over a stream.
+func (w *net) pushPull(a, b string) {
+	na, nb := w.nodes[a], w.nodes[b]
+	if na == nil || nb == nil || !w.reachable(a, b) {
+		return
+	}
+	sa, sb := na.LocalState(), nb.LocalState()
+	ptrs := func(ms []Message) []*Message {
+		out := make([]*Message, len(ms))
+		for i := range ms {
+			out[i] = &ms[i]
+		}
+		return out
+	}
+	nb.ReceiveBatch(w.now, ptrs(sa))
+	na.ReceiveBatch(w.now, ptrs(sb))
+}
 
 func (w *net) flush() {
 	for more := true; more; {
@@ -64,14 +122,14 @@ func (w *net) flush() {
 				w.decide(h, d)
 			}
 			for _, e := range o.Send {
-				if w.reachable(h, e.To) && !w.mute[h] && w.nodes[e.To] != nil {
+				if (w.datagram(h, e.To) || e.Msg.Reliable() && w.reachable(h, e.To)) && !w.mute[h] && w.nodes[e.To] != nil {
 					w.nodes[e.To].Receive(w.now, e.Msg)
 					more = true
 				}
 			}
 			for _, m := range o.Broadcast {
 				for _, to := range w.names {
-					if to != h && w.reachable(h, to) && w.nodes[to] != nil {
+					if to != h && w.datagram(h, to) && w.nodes[to] != nil {
 						w.nodes[to].Receive(w.now, m)
 						more = true
 					}
@@ -89,6 +147,12 @@ func (w *net) decide(h string, d Decision) {
 		}
 		w.running[h] = d
 		w.starts = append(w.starts, h)
+		if !d.Slotless {
+			if w.ids == nil {
+				w.ids = map[string]string{}
+			}
+			w.ids[h] = d.Deployment
+		}
 		slotted := 0
 		for _, r := range w.running {
 			if !r.Slotless {
@@ -108,6 +172,13 @@ func (w *net) advance(d time.Duration) {
 	end := w.now + d
 	for w.now < end {
 		w.now += 10 * time.Millisecond
+		if w.pullEvery > 0 && w.now%w.pullEvery == 0 && len(w.names) > 1 {
+			w.pulls++
+			k := 1 + w.pulls%(len(w.names)-1)
+			for i, h := range w.names {
+				w.pushPull(h, w.names[(i+k)%len(w.names)])
+			}
+		}
 		for _, h := range w.names {
 			if n := w.nodes[h]; n != nil && !w.down[h] && n.NextWake() <= w.now {
 				n.Tick(w.now)

@@ -26,8 +26,12 @@ type Timing struct {
 	ProposeDelay   time.Duration // roster changes wait for membership to settle
 	RemoveAfter    time.Duration // a dead voter is removed after this long
 	BootstrapDelay time.Duration // no roster seen for this long: bootstrap one
-	DriftRate      float64       // ρ: bound on any clock's rate error
-	StopMargin     time.Duration // time the runner needs to stop a lifecycle (TERM→KILL)
+	// BootstrapPartial: with bootstrap_expect N, a majority of N hosts that
+	// has seen no other host join it for this long forms the first roster
+	// without the missing ones (they join it later). 0: wait for all N.
+	BootstrapPartial time.Duration
+	DriftRate        float64       // ρ: bound on any clock's rate error
+	StopMargin       time.Duration // time the runner needs to stop a lifecycle (TERM→KILL)
 	// SkipAfter: a waiting host ahead in the order that has not started
 	// this long after a slot was free (in this host's view) is passed over
 	// for the rest of the rollout (0: never). Liveness only (§5).
@@ -57,7 +61,11 @@ func TimingFor(p MemberlistParams, n int) Timing {
 		ProposeDelay:   ts,
 		RemoveAfter:    max(10*time.Minute, 60*ts),
 		BootstrapDelay: 4*p.GossipInterval + 2*p.ProbeInterval,
-		DriftRate:      0.01,
+		// Long enough for hosts booting together to show up (and for their
+		// rows to come by push-pull when datagrams are cut), short enough
+		// that a host that failed to come up does not hold up the group.
+		BootstrapPartial: 10 * (4*p.GossipInterval + 2*p.ProbeInterval),
+		DriftRate:        0.01,
 		// The fence stops a lifecycle this long before any voter's lock can
 		// have expired: TERM at the fence, KILL half a margin later.
 		StopMargin: lease / 5,

@@ -98,6 +98,11 @@ func (f Flag) newer(g Flag) bool {
 type Roster struct {
 	Epoch   uint64
 	Members []string
+	// Lineage is fixed when the group's first roster forms (the former's
+	// or proposer's Config.Nonce) and kept by every later roster: the same
+	// on every host of the group, new when a group is formed anew. ""
+	// for a roster formed by an older drover until its next change.
+	Lineage string
 }
 
 // Reach is what memberlist says about a peer.
@@ -149,6 +154,7 @@ type Persisted struct {
 	Promised    Ballot   // Paxos acceptor state for epoch Roster.Epoch+1
 	Accepted    Ballot   //
 	AccValue    []string //
+	AccLineage  string   // the lineage accepted with AccValue
 	Row         Row      // own row: installed, previous, phase of the last target
 	Halted      map[string]Halt
 	Desired     Desired // last desired state seen
@@ -195,10 +201,17 @@ type Decision struct {
 }
 
 // DeploymentID is the deployment ID of DESIGN.md §2: "d-" + 12 hex of
-// sha256(app, group, revision, attempt).
-func DeploymentID(app, group, revision string, attempt uint32) string {
+// sha256(app, group, revision, attempt[, lineage]): the same on every host
+// of one rollout, different for another revision, another attempt, or a
+// group formed anew (its roster's lineage). An empty lineage (a roster of
+// an older drover) gives the IDs that drover gave.
+func DeploymentID(lineage, app, group, revision string, attempt uint32) string {
 	h := sha256.New()
-	for _, s := range []string{app, group, revision, strconv.FormatUint(uint64(attempt), 10)} {
+	parts := []string{app, group, revision, strconv.FormatUint(uint64(attempt), 10)}
+	if lineage != "" {
+		parts = append(parts, lineage)
+	}
+	for _, s := range parts {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

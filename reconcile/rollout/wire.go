@@ -53,7 +53,11 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.s(m.Flag.Node)
 	default:
 		e.u(m.Epoch)
-		e.u(uint64(m.Slot))
+		if m.Kind.paxos() {
+			e.u(uint64(m.Expect))
+		} else {
+			e.u(uint64(m.Slot))
+		}
 		e.u(m.Claim)
 		e.u(m.Round)
 		e.bool(m.OK)
@@ -61,7 +65,11 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.s(m.Revision)
 		e.u(uint64(m.Attempt))
 		e.u(uint64(m.Lease / time.Millisecond))
-		e.s(m.Result)
+		if m.Kind.lineageInResult() {
+			e.s(m.Lineage)
+		} else {
+			e.s(m.Result)
+		}
 		e.u(m.Ballot.Round)
 		e.s(m.Ballot.Node)
 		e.list(m.Members)
@@ -215,7 +223,11 @@ func Decode(b []byte) (Message, error) {
 		m.Flag.Node = d.s()
 	default:
 		m.Epoch = d.u()
-		m.Slot = d.u32()
+		if m.Kind.paxos() {
+			m.Expect = d.u32()
+		} else {
+			m.Slot = d.u32()
+		}
 		m.Claim = d.u()
 		m.Round = d.u()
 		m.OK = d.bool()
@@ -227,7 +239,11 @@ func Decode(b []byte) (Message, error) {
 			d.fail("lease out of range")
 		}
 		m.Lease = time.Duration(ms) * time.Millisecond
-		m.Result = d.s()
+		if m.Kind.lineageInResult() {
+			m.Lineage = d.s()
+		} else {
+			m.Result = d.s()
+		}
 		m.Ballot.Round = d.u()
 		m.Ballot.Node = d.s()
 		m.Members = d.list()

@@ -17,7 +17,9 @@ func sampleMessages() []Message {
 		{Kind: KindClaim, App: "web", From: "a", Epoch: 4, Slot: 2, Claim: 10, Round: 1, Revision: "r2", Attempt: 9, Lease: 10 * time.Second},
 		{Kind: KindGrant, App: "web", From: "b", Epoch: 4, Slot: 2, Claim: 10, Round: 1, OK: false, Holder: "c", Failed: []string{"d", "e"}},
 		{Kind: KindRelease, App: "web", From: "a", Slot: 2, Claim: 10, Result: "failed", Row: row},
-		{Kind: KindAccept, App: "web", From: "a", Epoch: 4, Ballot: Ballot{Round: 3, Node: "a"}, Members: []string{"a", "b", "c"}},
+		{Kind: KindAccept, App: "web", From: "a", Epoch: 4, Ballot: Ballot{Round: 3, Node: "a"}, Members: []string{"a", "b", "c"}, Lineage: "0123456789abcdef"},
+		{Kind: KindRosterResp, App: "web", From: "b", Epoch: 4, Members: []string{"a", "b"}, Lineage: "0123456789abcdef"},
+		{Kind: KindPrepare, App: "web", From: "a", Epoch: 0, Ballot: Ballot{Round: 1, Node: "a"}, Expect: 5}, // the first roster (bootstrap_expect)
 	}
 }
 
