@@ -23,6 +23,8 @@ type apiBackend interface {
 	DeploymentRecord(group, id string) (any, error)
 	DeploymentLog(group, id string) (io.ReadCloser, error)
 	SetPaused(ctx context.Context, app string, paused bool) error
+	Members() Members
+	RemoveMember(ctx context.Context, host, app string) ([]AppRoster, error)
 }
 
 // ErrNotFound says an application or deployment does not exist.
@@ -59,7 +61,24 @@ func mutatingHandler(b apiBackend) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]any{"app": r.PathValue("app"), "paused": paused})
 		})
 	}
+	// The operator's removal of a voter (`drover members remove`); ?app=
+	// limits it to one application.
+	mux.HandleFunc("POST /v1/members/{host}/remove", func(w http.ResponseWriter, r *http.Request) {
+		rs, err := b.RemoveMember(r.Context(), r.PathValue("host"), r.URL.Query().Get("app"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, RemoveResult{Host: r.PathValue("host"), Before: rs})
+	})
 	return mux
+}
+
+// RemoveResult answers POST /v1/members/{host}/remove: the rosters in
+// force when the removal was asked.
+type RemoveResult struct {
+	Host   string      `json:"host"`
+	Before []AppRoster `json:"before"`
 }
 
 // metricsHandler serves the network listener: read-only.
@@ -73,6 +92,9 @@ func metricsHandler(b apiBackend, reg prometheus.Gatherer) http.Handler {
 func addReadOnly(mux *http.ServeMux, b apiBackend) {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Members())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -95,8 +117,11 @@ type apiError struct {
 
 func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, ErrRefused):
+		code = http.StatusConflict
 	}
 	writeJSON(w, code, apiError{Error: err.Error()})
 }

@@ -6,20 +6,26 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // testBackend is the agent side of the API in these tests, which check the
 // HTTP layer and the client over a real unix socket; the agent's own tests
 // drive a real agent.
 type testBackend struct {
-	mu     sync.Mutex
-	paused map[string]bool
+	mu      sync.Mutex
+	paused  map[string]bool
+	removed []string // host@app of every RemoveMember that was not refused
 }
 
 func (b *testBackend) Status() Status {
@@ -51,6 +57,27 @@ func (b *testBackend) SetPaused(_ context.Context, app string, paused bool) erro
 	defer b.mu.Unlock()
 	b.paused[app] = paused
 	return nil
+}
+
+func (b *testBackend) Members() Members {
+	return Members{Host: "h1", Members: []Member{{Name: "h1", State: "alive"}, {Name: "h2", State: "dead"}},
+		Apps: []AppRoster{{App: "hello", Group: "web", Epoch: 3, Voters: []string{"h1", "h2"},
+			Hosts: []RosterHost{{Host: "h1", Voter: true, Epoch: 3}, {Host: "h2", Voter: true, Epoch: 3}}}}}
+}
+
+func (b *testBackend) RemoveMember(_ context.Context, host, app string) ([]AppRoster, error) {
+	switch {
+	case app != "" && app != "hello":
+		return nil, fmt.Errorf("application %q: %w", app, ErrNotFound)
+	case host == "h1":
+		return nil, fmt.Errorf("%s is this host: %w", host, ErrRefused)
+	case host != "h2":
+		return nil, fmt.Errorf("%s is not a voter: %w", host, ErrNotFound)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.removed = append(b.removed, host+"@"+app)
+	return b.Members().Apps, nil
 }
 
 func TestAPIOverUnixSocket(t *testing.T) {
@@ -120,5 +147,72 @@ func TestClientExplainsMissingAgent(t *testing.T) {
 	_, err := c.Status(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no agent listening") {
 		t.Errorf("err = %v, want a hint that no agent runs", err)
+	}
+}
+
+func TestAPIMembers(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "drover.sock")
+	ln, err := listenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBackend{paused: map[string]bool{}}
+	srv := serve(ln, mutatingHandler(b), slog.New(slog.DiscardHandler))
+	defer srv.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := NewClient(sock)
+
+	m, err := c.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Host != "h1" || len(m.Members) != 2 || len(m.Apps) != 1 || m.Apps[0].Epoch != 3 || len(m.Apps[0].Hosts) != 2 {
+		t.Errorf("members: %+v", m)
+	}
+	for _, tc := range []struct {
+		host, app string
+		want      string // error text; "" for success
+	}{
+		{host: "h2", app: ""},
+		{host: "h2", app: "hello"},
+		{host: "h1", want: "agent: h1 is this host: refused"},
+		{host: "h9", want: "agent: h9 is not a voter: not found"},
+		{host: "h2", app: "nope", want: `agent: application "nope": not found`},
+		{host: "a b/c", want: "agent: a b/c is not a voter: not found"}, // escaped in the path
+	} {
+		before, err := c.RemoveMember(ctx, tc.host, tc.app)
+		switch {
+		case tc.want == "" && (err != nil || len(before) != 1 || before[0].Epoch != 3):
+			t.Errorf("remove %s (app %q): %+v, %v", tc.host, tc.app, before, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("remove %s (app %q): err %v, want %q", tc.host, tc.app, err, tc.want)
+		}
+	}
+	if want := []string{"h2@", "h2@hello"}; !slices.Equal(b.removed, want) {
+		t.Errorf("removals reaching the agent: %q, want %q", b.removed, want)
+	}
+
+	// The network listener is read-only: it lists, never removes.
+	ro := httptest.NewServer(metricsHandler(b, prometheus.NewRegistry()))
+	defer ro.Close()
+	resp, err := http.Get(ro.URL + "/v1/members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/members on the metrics listener: %s", resp.Status)
+	}
+	resp, err = http.Post(ro.URL+"/v1/members/h2/remove", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		t.Errorf("POST remove on the read-only listener: %s, want a refusal", resp.Status)
+	}
+	if len(b.removed) != 2 {
+		t.Errorf("the read-only listener removed a member: %q", b.removed)
 	}
 }

@@ -54,6 +54,30 @@ func (c *Client) SetPaused(ctx context.Context, app string, paused bool) error {
 	return c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/"+verb, nil)
 }
 
+// Members fetches the gossip members and every application's roster.
+func (c *Client) Members(ctx context.Context) (*Members, error) {
+	var m Members
+	if err := c.do(ctx, http.MethodGet, "/v1/members", &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// RemoveMember asks the agent to propose rosters without host, for every
+// application whose roster has it or for app only (""): the operator's
+// removal of a voter. It returns the rosters in force when asked.
+func (c *Client) RemoveMember(ctx context.Context, host, app string) ([]AppRoster, error) {
+	path := "/v1/members/" + url.PathEscape(host) + "/remove"
+	if app != "" {
+		path += "?app=" + url.QueryEscape(app)
+	}
+	var res RemoveResult
+	if err := c.do(ctx, http.MethodPost, path, &res); err != nil {
+		return nil, err
+	}
+	return res.Before, nil
+}
+
 // DeploymentLog copies a deployment's hook log to w.
 func (c *Client) DeploymentLog(ctx context.Context, group, id string, w io.Writer) error {
 	resp, err := c.request(ctx, http.MethodGet, "/v1/deployments/"+url.PathEscape(group)+"/"+url.PathEscape(id)+"/log")

@@ -59,6 +59,7 @@ type App struct {
 	queue  []Decision // not yet taken from out
 	status []rollout.HostStatus
 	roster rollout.RosterState
+	voters rollout.Roster // the roster this host holds (Members not shared with the Node)
 	paused bool
 	closed bool
 }
@@ -117,6 +118,23 @@ func (a *App) SetDesired(d rollout.Desired) { a.enqueue(call{kind: callDesired, 
 
 // SetPaused sets the fleet-wide pause flag of the application.
 func (a *App) SetPaused(paused bool) { a.enqueue(call{kind: callPaused, paused: paused}) }
+
+// ForceRemove asks this host's Node to propose a roster without host
+// (rollout.Node.ForceRemove): the operator's removal of a voter, for
+// `drover members remove`. The change goes through the same Paxos round and
+// drain as any roster change (PROTOCOL.md §4.1), so it completes only with
+// a majority of the current roster reachable, and only if this host is a
+// voter; Voters shows when it is in force. The request lives in this
+// host's memory: an agent restarted before then forgets it.
+func (a *App) ForceRemove(host string) { a.enqueue(call{kind: callForceRemove, host: host}) }
+
+// Voters returns the roster this host holds, with its members, as of the
+// last snapshot (same lag as Status).
+func (a *App) Voters() rollout.Roster {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return rollout.Roster{Epoch: a.voters.Epoch, Members: slices.Clone(a.voters.Members)}
+}
 
 // Progress reports the lifecycle event now running.
 func (a *App) Progress(deployment, event string) {
@@ -242,6 +260,7 @@ const (
 	callPaused
 	callProgress
 	callFinished
+	callForceRemove
 )
 
 // call is an App method call, applied by the driver in order.
@@ -254,4 +273,5 @@ type call struct {
 	event      string
 	ok         bool
 	result     string
+	host       string // callForceRemove
 }

@@ -64,10 +64,10 @@ type Config struct {
 	BootstrapExpect int
 	// Nonce is rollout.Config.Nonce for every App: random and durable for
 	// the host's state (the state directory's ID).
-	Nonce string
-	Logger          *slog.Logger
-	Stats           Stats
-	Transport       memberlist.Transport // optional; tests inject a faulty one
+	Nonce     string
+	Logger    *slog.Logger
+	Stats     Stats
+	Transport memberlist.Transport // optional; tests inject a faulty one
 }
 
 // Stats receives counters for metrics. Nil funcs are skipped. Both are

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"slices"
 	"time"
 
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -163,6 +164,8 @@ func (d *driver) apply(now time.Duration, k call) {
 		s.node.Progress(now, k.deployment, k.event)
 	case callFinished:
 		s.node.Finished(now, k.deployment, k.ok, k.result)
+	case callForceRemove:
+		s.node.ForceRemove(now, k.host)
 	}
 }
 
@@ -396,9 +399,10 @@ func (d *driver) snapshots(now time.Duration) {
 		// Without a roster the reason can change with time alone (a
 		// bootstrap wait passing): it is recomputed at every snapshot.
 		if s.dirty || s.node.Roster().Epoch == 0 {
-			st, paused, rs := s.node.Status(), s.node.Paused(), s.node.RosterState(now)
+			st, paused, rs, vs := s.node.Status(), s.node.Paused(), s.node.RosterState(now), s.node.Roster()
+			vs.Members = slices.Clone(vs.Members)
 			s.a.mu.Lock()
-			s.a.status, s.a.paused, s.a.roster = st, paused, rs
+			s.a.status, s.a.paused, s.a.roster, s.a.voters = st, paused, rs, vs
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}

@@ -60,6 +60,8 @@ type fleetOpts struct {
 	profile string
 	// poll is the application's poll_interval; "" is 2s.
 	poll string
+	// bootstrapExpect is cluster.bootstrap_expect (0: not set).
+	bootstrapExpect int
 }
 
 func newFleetWith(t testing.TB, n int, strategy string, o fleetOpts) *fleet {
@@ -117,6 +119,7 @@ cluster:
   join: [%s]
   encrypt_key_file: %s
   profile: %s
+  bootstrap_expect: %d
 api:
   socket: %s
   metrics_listen: %s
@@ -127,7 +130,7 @@ applications:
     poll_interval: %s
     source:
       git: {url: %q, branch: release, path: app}
-`, a.name, filepath.Join(a.dir, "state"), filepath.Join(a.dir, "root"), bind, seed, f.keyFile, o.profile, a.socket, a.metrics, fleetApp, o.poll, f.gitURL)
+`, a.name, filepath.Join(a.dir, "state"), filepath.Join(a.dir, "root"), bind, seed, f.keyFile, o.profile, o.bootstrapExpect, a.socket, a.metrics, fleetApp, o.poll, f.gitURL)
 		if err := os.WriteFile(a.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -108,3 +108,61 @@ func (l *netLab) heal() { l.partition(nil) }
 func (l *netLab) command(i int, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", l.hosts[i], name}, args...)...)
 }
+
+// needNft skips unless nftables' nft is installed; CI installs it.
+func needNft(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("gray cuts need nftables' nft (apt-get install nftables)")
+	}
+}
+
+// cutRule drops the IPv4 packets of proto ("udp", "tcp", or "" for every
+// protocol) that the hosts in from send to the hosts in to. Only that
+// direction: a one-way cut is one rule, a two-way cut two.
+type cutRule struct {
+	from, to []int
+	proto    string
+}
+
+// cutTable is the nftables table of the hub's bridge that holds the cut.
+const cutTable = "drovercut"
+
+// cut replaces the lab's cut with rules, in one nftables transaction. The
+// rules sit in the hub's bridge (family bridge, forward hook): a firewall
+// between the hosts that drops silently, as a misconfigured one in the
+// path does; the hosts' own stacks see no error, only silence.
+func (l *netLab) cut(rules ...cutRule) {
+	l.t.Helper()
+	var b strings.Builder
+	// Declaring the table first makes the delete valid when it does not
+	// exist yet; the transaction then replaces it whole.
+	fmt.Fprintf(&b, "table bridge %s\ndelete table bridge %s\n", cutTable, cutTable)
+	fmt.Fprintf(&b, "table bridge %s {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n", cutTable)
+	set := func(is []int) string {
+		var as []string
+		for _, i := range is {
+			as = append(as, l.addrs[i])
+		}
+		return "{ " + strings.Join(as, ", ") + " }"
+	}
+	for _, r := range rules {
+		proto := ""
+		if r.proto != "" {
+			proto = " meta l4proto " + r.proto
+		}
+		fmt.Fprintf(&b, "    ip saddr %s ip daddr %s%s drop\n", set(r.from), set(r.to), proto)
+	}
+	b.WriteString("  }\n}\n")
+	cmd := exec.Command("ip", "netns", "exec", l.hub, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		l.t.Fatalf("nft -f in %s: %v: %s\n%s", l.hub, err, out, b.String())
+	}
+}
+
+// uncut removes the cut: every packet passes again.
+func (l *netLab) uncut() {
+	l.t.Helper()
+	l.cut()
+}

@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newManCmd(),
 		newKeygenCmd(),
 		newStatusCmd(g),
+		newMembersCmd(g),
 		newPauseCmd(g, true),
 		newPauseCmd(g, false),
 	)
