@@ -1017,11 +1017,7 @@ func TestForceRemovedHostReadmitted(t *testing.T) {
 	}
 	f.check()
 	if len(moved) > 0 {
-		// Turn this into t.Errorf once the fix is in.
-		t.Skipf("BUG in rollout.Node.ForceRemove (reconcile/rollout, not this branch's to edit): the request is never "+
-			"forgotten, so the host that called it proposes the removal again after every re-admission of the host "+
-			"by the others; the roster moved on %d times in %s: %+v. Fix: drop forceRemove[h] once a roster without h "+
-			"is adopted (adoptRoster)", len(moved), watch, moved)
+		t.Errorf("the roster moved on %d times in %s after the re-admission (the removal proposed again): %+v", len(moved), watch, moved)
 	}
 }
 
