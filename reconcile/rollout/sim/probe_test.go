@@ -30,9 +30,12 @@ func TestProbeOne(t *testing.T) {
 	if err != nil {
 		t.Skip("set SIM_SEED to probe one CI seed")
 	}
-	debugDump = func(s string) { t.Log(s) }
-	defer func() { debugDump = nil }()
-	r := Run(scenario(i-1), uint64(i))
+	c := scenario(i - 1)
+	c.Debug = func(s string) { t.Log(s) }
+	if os.Getenv("SIM_TRACE") != "" {
+		c.Trace = func(s string) { t.Log(s) }
+	}
+	r := Run(c, uint64(i))
 	t.Logf("%+v", r)
 }
 
@@ -41,9 +44,7 @@ func TestProbeBig(t *testing.T) {
 	if err != nil {
 		t.Skip("set SIM_HOSTS to probe a big rolling 10% run")
 	}
-	debugDump = func(s string) { t.Log(s[:min(len(s), 3000)]) }
-	defer func() { debugDump = nil }()
-	c := Config{Hosts: n, Deployment: manifest.Deployment{Strategy: manifest.Rolling, Batch: pct(10)}, HookTime: 10 * time.Second, Loss: 0.05, Crashes: os.Getenv("SIM_CLEAN") == "", Partitions: os.Getenv("SIM_CLEAN") == ""}
+	c := Config{Debug: func(s string) { t.Log(s[:min(len(s), 3000)]) }, Hosts: n, Deployment: manifest.Deployment{Strategy: manifest.Rolling, Batch: pct(10)}, HookTime: 10 * time.Second, Loss: 0.05, Crashes: os.Getenv("SIM_CLEAN") == "", Partitions: os.Getenv("SIM_CLEAN") == ""}
 	st := time.Now()
 	r := Run(c, 1)
 	t.Logf("%+v wall=%s", r, time.Since(st))
