@@ -148,7 +148,8 @@ func (s *Sim) seesAlive(a, b *host) bool {
 	return t.alive[t.cls[a.id]][t.cls[b.id]]
 }
 
-// retopo applies a change of the links and tells every host, after
+// retopo applies a change of the links or of the members (a member is an
+// intermediary for indirect probes) and tells every host, after
 // memberlist's detection delays, about the peers whose verdict changed.
 func (s *Sim) retopo(change func()) {
 	old := s.classes()
@@ -159,8 +160,8 @@ func (s *Sim) retopo(change func()) {
 	groups := map[joint][]int{}
 	var order []joint
 	for _, h := range s.hosts {
-		if !h.joined {
-			continue
+		if !h.joined || h.id >= len(old.cls) {
+			continue // a joiner is announced by its join
 		}
 		k := joint{old.cls[h.id], cur.cls[h.id]}
 		if _, ok := groups[k]; !ok {
@@ -172,6 +173,7 @@ func (s *Sim) retopo(change func()) {
 		for _, o := range order {
 			was, is := old.alive[g.o][o.o], cur.alive[g.n][o.n]
 			if was != is {
+				s.trace("membership: %d hosts will see %d hosts alive=%v", len(groups[g]), len(groups[o]), is)
 				s.membership(groups[o], groups[g], !is)
 			}
 		}

@@ -49,3 +49,33 @@ func TestProbeBig(t *testing.T) {
 	r := Run(c, 1)
 	t.Logf("%+v wall=%s", r, time.Since(st))
 }
+
+func TestProbeFaults(t *testing.T) {
+	from, err1 := strconv.Atoi(os.Getenv("SIM_FFROM"))
+	to, err2 := strconv.Atoi(os.Getenv("SIM_FTO"))
+	if err1 != nil || err2 != nil {
+		t.Skip("set SIM_FFROM and SIM_FTO to probe a range of fault seeds")
+	}
+	for i := from; i < to; i++ {
+		c := faultScenario(i)
+		c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
+		st := time.Now()
+		r := Run(c, uint64(1000+i))
+		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", 1000+i, faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
+	}
+}
+
+func TestProbeFault(t *testing.T) {
+	i, err := strconv.Atoi(os.Getenv("SIM_FSEED"))
+	if err != nil {
+		t.Skip("set SIM_FSEED to probe one fault seed (1000 + index)")
+	}
+	c := faultScenario(i - 1000)
+	c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
+	c.Debug = func(s string) { t.Log(s) }
+	if os.Getenv("SIM_TRACE") != "" {
+		c.Trace = func(s string) { t.Log(s) }
+	}
+	r := Run(c, uint64(i))
+	t.Logf("%+v", r)
+}

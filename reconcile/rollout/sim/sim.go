@@ -883,11 +883,13 @@ func (s *Sim) step(e *event) {
 		}
 	case evJoin:
 		s.res.Faults["join"]++
-		h := s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
-		if s.permanent {
-			h.side = s.rng.IntN(2)
-		}
-		s.topo = nil
+		var h *host
+		s.retopo(func() {
+			h = s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
+			if s.permanent {
+				h.side = s.rng.IntN(2)
+			}
+		})
 		s.startHost(h, false)
 		s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
 		s.membership([]int{h.id}, s.others(h), false)
@@ -904,9 +906,10 @@ func (s *Sim) step(e *event) {
 		h := cands[s.rng.IntN(len(cands))]
 		s.res.Faults["leave"]++
 		obs := s.others(h)
-		h.up, h.joined = false, false
-		h.gen++
-		s.topo = nil
+		s.retopo(func() {
+			h.up, h.joined = false, false
+			h.gen++
+		})
 		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
 	case evDesired:
 		h := s.hosts[e.host]
@@ -928,6 +931,15 @@ func (s *Sim) Dump() string {
 	for _, h := range s.hosts {
 		if !h.joined {
 			continue
+		}
+		var stale []string
+		for _, o := range s.hosts {
+			if o != h && o.joined && h.up && (h.toldOf(o.id) == rollout.ReachAlive) != s.seesAlive(h, o) {
+				stale = append(stale, fmt.Sprintf("%s(told %s)", o.name, h.toldOf(o.id)))
+			}
+		}
+		if len(stale) > 0 {
+			b = fmt.Appendf(b, "%s's membership view differs from the links: %v\n", h.name, stale)
 		}
 		r := h.node.Row()
 		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v\n   %s\n",
