@@ -60,8 +60,8 @@ func TestProbeFaults(t *testing.T) {
 		c := faultScenario(i)
 		c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
 		st := time.Now()
-		r := Run(c, uint64(1000+i))
-		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", 1000+i, faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
+		r := Run(c, faultSeed(i))
+		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", faultSeed(i), faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
 	}
 }
 
