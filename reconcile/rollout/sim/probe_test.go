@@ -59,6 +59,9 @@ func TestProbeFaults(t *testing.T) {
 	for i := from; i < to; i++ {
 		c := faultScenario(i)
 		c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
+		if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
+			c.Hosts = n + i%(n+1) // n to 2n hosts
+		}
 		st := time.Now()
 		r := Run(c, faultSeed(i))
 		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", faultSeed(i), faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
@@ -72,6 +75,9 @@ func TestProbeFault(t *testing.T) {
 	}
 	c := faultScenario(i - 1000)
 	c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
+	if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
+		c.Hosts = n + (i-1000)%(n+1)
+	}
 	c.Debug = func(s string) { t.Log(s) }
 	if os.Getenv("SIM_TRACE") != "" {
 		c.Trace = func(s string) { t.Log(s) }

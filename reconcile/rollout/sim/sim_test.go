@@ -56,9 +56,13 @@ func scenario(i int) Config {
 
 // TestSimulatedRollouts is the CI bar of issue 4: at least 200 seeds mixing
 // every fault kind at 50-200 hosts; zero P1/P3 violations; every run without
-// a permanent partition completes.
+// a permanent partition completes. Under -race (about ten times slower) or
+// -short a third of the seeds run, still of every fault kind.
 func TestSimulatedRollouts(t *testing.T) {
-	const seeds = 204
+	seeds := 204
+	if raceBuild || testing.Short() {
+		seeds = 68
+	}
 	results := runSeeds(seeds, func(i int) (Config, uint64) { return scenario(i), uint64(i + 1) })
 	kinds := checkRuns(t, results)
 	for _, k := range []string{"crash", "restart", "join", "leave", "partition-minority", "partition-symmetric", "partition-permanent"} {
