@@ -484,13 +484,15 @@ func (s *Sim) resume(h *host) {
 	s.armGossip(h)
 	s.membership([]int{h.id}, s.others(h), false)
 	// Its own memberlist catches up with what changed while it was stopped.
-	var up, down []int
+	var up, down, left []int
 	for _, o := range s.hosts {
-		if o == h || !o.joined {
+		if o == h {
 			continue
 		}
 		alive, told := s.seesAlive(h, o), h.toldOf(o.id)
 		switch {
+		case !o.joined && told == rollout.ReachAlive:
+			left = append(left, o.id) // it left while this agent was stopped
 		case alive && told != rollout.ReachAlive:
 			up = append(up, o.id)
 		case !alive && told == rollout.ReachAlive:
@@ -499,4 +501,7 @@ func (s *Sim) resume(h *host) {
 	}
 	s.membership(up, []int{h.id}, false)
 	s.membership(down, []int{h.id}, true)
+	if len(left) > 0 {
+		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: []int{h.id}, tgts: left, r: rollout.ReachLeft})
+	}
 }

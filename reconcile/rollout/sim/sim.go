@@ -270,6 +270,7 @@ type Sim struct {
 	topo         *topo
 	minItem      int // smallest broadcast size seen: bounds what still fits a packet
 	one          [1]*rollout.Message
+	departed     int // hosts that left
 	groupAlive   int // hosts the fan-out goes to, recounted lazily
 	groupAliveAt time.Duration
 }
@@ -659,6 +660,10 @@ func (s *Sim) pushPull(h *host) {
 
 func (s *Sim) receive(h *host, e *event) {
 	now := s.local(h)
+	s.routeRows(h, now, e.msg)
+	for _, m := range e.msgs {
+		s.routeRows(h, now, m)
+	}
 	if e.msg != nil {
 		s.one[0] = e.msg
 		h.node.ReceiveBatch(now, s.one[:])
@@ -667,6 +672,23 @@ func (s *Sim) receive(h *host, e *event) {
 		h.node.ReceiveBatch(now, e.msgs)
 	}
 	s.flush(h)
+}
+
+// routeRows applies gossip/driver.go's route rule to a row whose author
+// memberlist does not know (it left, and the row came from a host that
+// outlived it, e.g. in a restarted agent's first push-pull): the author is
+// dead to the protocol. Without it a restarted host would count a host that
+// left mid-lifecycle as running for good.
+func (s *Sim) routeRows(h *host, now time.Duration, m *rollout.Message) {
+	if s.departed == 0 || m == nil || m.Kind != rollout.KindRow {
+		return
+	}
+	id, ok := s.byName[m.Row.Host]
+	if !ok || s.hosts[id].joined || h.toldOf(id) != rollout.ReachAlive {
+		return
+	}
+	h.setTold(id, rollout.ReachDead)
+	h.node.PeerChanged(now, m.Row.Host, rollout.ReachDead)
 }
 
 func (s *Sim) checkP1(h *host) {
@@ -906,6 +928,7 @@ func (s *Sim) step(e *event) {
 		h := cands[s.rng.IntN(len(cands))]
 		s.res.Faults["leave"]++
 		obs := s.others(h)
+		s.departed++
 		s.retopo(func() {
 			h.up, h.joined = false, false
 			h.gen++
@@ -940,6 +963,17 @@ func (s *Sim) Dump() string {
 		}
 		if len(stale) > 0 {
 			b = fmt.Appendf(b, "%s's membership view differs from the links: %v\n", h.name, stale)
+		}
+		var old []string
+		for _, st := range h.node.Status() {
+			if id, ok := s.byName[st.Host]; ok && st.Host != h.name && s.hosts[id].joined && s.hosts[id].up {
+				if cur := s.hosts[id].node.Row(); cur.Seq > st.Seq && (cur.Phase != st.Phase || cur.Claim != st.Claim) {
+					old = append(old, fmt.Sprintf("%s(%s/%d, is %s/%d, reach %s)", st.Host, st.Phase, st.Claim, cur.Phase, cur.Claim, st.Reach))
+				}
+			}
+		}
+		if len(old) > 0 {
+			b = fmt.Appendf(b, "%s holds old rows of %v\n", h.name, old)
 		}
 		r := h.node.Row()
 		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v\n   %s\n",
