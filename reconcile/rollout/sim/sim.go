@@ -291,8 +291,15 @@ func (s *Sim) local(h *host) time.Duration {
 	return h.offset + time.Duration(float64(s.now)*(1+h.drift))
 }
 
+// virtual is the first virtual instant at which h's clock reads l or later
+// (not before now). Rounding must not give an instant whose local time is
+// still short of l: a Node woken then finds nothing due and asks for the
+// same wake-up again, for ever.
 func (s *Sim) virtual(h *host, l time.Duration) time.Duration {
 	v := time.Duration(math.Ceil(float64(l-h.offset) / (1 + h.drift)))
+	for h.offset+time.Duration(float64(v)*(1+h.drift)) < l {
+		v++
+	}
 	return max(v, s.now)
 }
 
@@ -748,10 +755,20 @@ func (s *Sim) violation(f string, a ...any) {
 
 func (s *Sim) loop() {
 	lastCheck := time.Duration(0)
+	same := 0 // events in a row at one instant
 	for len(s.ev) > 0 {
 		e := s.ev.pop()
 		if e.at > s.cfg.MaxTime {
 			break
+		}
+		if e.at == s.now {
+			same++
+			if same > 5_000_000 {
+				s.violation("sim: more than %d events at %s; virtual time stands still", same-1, s.now)
+				break
+			}
+		} else {
+			same = 0
 		}
 		s.now = e.at
 		s.res.Events++
