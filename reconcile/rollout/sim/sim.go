@@ -992,6 +992,16 @@ func (s *Sim) Dump() string {
 		if len(old) > 0 {
 			b = fmt.Appendf(b, "%s holds old rows of %v\n", h.name, old)
 		}
+		var runs []string
+		for _, st := range h.node.Status() {
+			if st.Host != h.name && st.Phase.Running() {
+				id := s.byName[st.Host]
+				runs = append(runs, fmt.Sprintf("%s(slot %d claim %d, reach %s, joined %v, hook %q)", st.Host, st.Slot, st.Claim, st.Reach, s.hosts[id].joined, s.hosts[id].running))
+			}
+		}
+		if len(runs) > 0 {
+			b = fmt.Appendf(b, "%s holds running rows of %v\n", h.name, runs)
+		}
 		r := h.node.Row()
 		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v\n   %s\n",
 			h.name, h.up, h.paused, h.side, h.running, h.node.Settled(), r.Epoch, len(h.node.Roster().Members), slices.Contains(h.node.Roster().Members, h.name), r.Phase, r.Revision, r.Installed, r.Result, r.AccBallot, r.Drained, h.node.Paused(), h.node.Debug())
