@@ -62,6 +62,10 @@ func TestProbeFaults(t *testing.T) {
 		if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
 			c.Hosts = n + i%(n+1) // n to 2n hosts
 		}
+		if os.Getenv("SIM_ALL") != "" { // every fault at once, harder
+			c.Pauses, c.GrayCuts, c.Duplicate, c.DriftExtremes = true, true, 0.05, true
+			c.Crashes, c.Partitions, c.Joins, c.SlowHooks, c.Loss = true, true, true, 0.3, c.Loss*2
+		}
 		st := time.Now()
 		r := Run(c, faultSeed(i))
 		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", faultSeed(i), faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
