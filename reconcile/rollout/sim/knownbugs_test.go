@@ -108,3 +108,28 @@ func TestKnownBugSeed3894(t *testing.T) {
 		t.Errorf("seed 3894: completed %v, violations %v, faults %v", r.Completed, r.Violations, r.Faults)
 	}
 }
+
+// Fault seed 1178 with 30 hosts and 10% loss (faultScenario(178): rolling,
+// batch 2, crashes, one symmetric partition, clocks at ±ρ, slow hooks) never
+// completes: Node.skipStalled goes on passing over hosts while nobody can
+// start at all. The trace (Config.Trace): slot 1 free from 6.5 s, its next
+// host not started (lost claims, then it crashed at 16.7 s): at 18.2 s 26
+// hosts pass over it; a symmetric partition from 28.8 s to 1m22 leaves no
+// majority, and every SkipAfter (one lease) each host passes over one more
+// host (47.4 s, 59.1 s, 1m6.9 s, 1m10.8 s, ...). After the heal one host
+// starts (2m26 s), then every waiting host believes it is first
+// (eligBefore 0 on all 27): their duel backoff is the same (position 0), the
+// claims split the votes, and the passing-over goes on (353 pass-overs up to
+// 6m27 s, each host 27). In 30 min: 901k claims, 680k refusals naming a
+// holder, no start after 2m26 s. Ten more seeds of the fault probe at 20-40
+// hosts with 10% loss (SIM_LOSS=0.1 SIM_HOSTS=20: 1091, 1331, 1541, 1686,
+// 1753, 1959) and 11 with every fault at once do the same.
+func TestKnownBugSeed1178SkipCollapse(t *testing.T) {
+	skipKnownBug(t, "P2: passing over stalled hosts collapses the order into a duel that never ends")
+	c := faultScenario(178)
+	c.Hosts, c.Loss = 30, 0.1
+	r := Run(c, 1178)
+	if len(r.Violations) > 0 || !r.Completed {
+		t.Errorf("seed 1178: completed %v, violations %v, faults %v", r.Completed, r.Violations, r.Faults)
+	}
+}

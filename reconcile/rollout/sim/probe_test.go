@@ -59,13 +59,7 @@ func TestProbeFaults(t *testing.T) {
 	for i := from; i < to; i++ {
 		c := faultScenario(i)
 		c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
-		if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
-			c.Hosts = n + i%(n+1) // n to 2n hosts
-		}
-		if os.Getenv("SIM_ALL") != "" { // every fault at once, harder
-			c.Pauses, c.GrayCuts, c.Duplicate, c.DriftExtremes = true, true, 0.05, true
-			c.Crashes, c.Partitions, c.Joins, c.SlowHooks, c.Loss = true, true, true, 0.3, c.Loss*2
-		}
+		probeOverrides(&c, i)
 		st := time.Now()
 		r := Run(c, faultSeed(i))
 		t.Logf("seed %d %s %s h=%d loss=%.2f: completed=%v time=%s viol=%v events=%d wall=%s faults=%v", faultSeed(i), faultKinds[i%len(faultKinds)], c.Deployment.Strategy, c.Hosts, c.Loss, r.Completed, r.RolloutTime.Round(time.Second), r.Violations, r.Events, time.Since(st).Round(time.Millisecond), r.Faults)
@@ -79,13 +73,27 @@ func TestProbeFault(t *testing.T) {
 	}
 	c := faultScenario(i - 1000)
 	c.NoSupervisorFence = os.Getenv("SIM_MUTATE") != ""
-	if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
-		c.Hosts = n + (i-1000)%(n+1)
-	}
+	probeOverrides(&c, i-1000)
 	c.Debug = func(s string) { t.Log(s) }
 	if os.Getenv("SIM_TRACE") != "" {
 		c.Trace = func(s string) { t.Log(s) }
 	}
 	r := Run(c, uint64(i))
 	t.Logf("%+v", r)
+}
+
+// probeOverrides applies the SIM_* knobs of the fault probes to scenario i:
+// SIM_HOSTS=n (n to 2n hosts), SIM_LOSS, SIM_ALL (every fault at once, loss
+// doubled).
+func probeOverrides(c *Config, i int) {
+	if n, err := strconv.Atoi(os.Getenv("SIM_HOSTS")); err == nil {
+		c.Hosts = n + i%(n+1)
+	}
+	if l, err := strconv.ParseFloat(os.Getenv("SIM_LOSS"), 64); err == nil {
+		c.Loss = l
+	}
+	if os.Getenv("SIM_ALL") != "" {
+		c.Pauses, c.GrayCuts, c.Duplicate, c.DriftExtremes = true, true, 0.05, true
+		c.Crashes, c.Partitions, c.Joins, c.SlowHooks, c.Loss = true, true, true, 0.3, c.Loss*2
+	}
 }

@@ -236,6 +236,8 @@ type host struct {
 	held        []*rollout.Message
 	reports     []report // hook ends the Node learns of on resume
 	wantDesired bool     // a poll came while paused
+
+	skipped uint64 // Node.Stats().Skipped last traced
 }
 
 type ghost struct {
@@ -394,7 +396,7 @@ func (s *Sim) startHost(h *host, initial bool) {
 	h.up, h.joined = true, true
 	h.gen++
 	h.node = rollout.NewNode(rollout.Config{Host: h.name, App: "app", Group: "g", Timing: s.timing}, h.persist, s.local(h))
-	h.told, h.hasOwn = nil, false
+	h.told, h.hasOwn, h.skipped = nil, false, 0
 	// its view of the others
 	for _, o := range s.hosts {
 		if o != h && o.joined && !s.seesAlive(h, o) {
@@ -418,6 +420,12 @@ func (s *Sim) jitter(d time.Duration) time.Duration {
 func (s *Sim) flush(h *host) {
 	if !h.up || h.paused {
 		return
+	}
+	if s.cfg.Trace != nil {
+		if st := h.node.Stats(); st.Skipped != h.skipped {
+			s.trace("%s passes over %d host(s) ahead of it in the order (%d so far)", h.name, st.Skipped-h.skipped, st.Skipped)
+			h.skipped = st.Skipped
+		}
 	}
 	o := h.node.TakeOutput()
 	if o.Persist != nil {
@@ -1003,8 +1011,8 @@ func (s *Sim) Dump() string {
 			b = fmt.Appendf(b, "%s holds running rows of %v\n", h.name, runs)
 		}
 		r := h.node.Row()
-		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v\n   %s\n",
-			h.name, h.up, h.paused, h.side, h.running, h.node.Settled(), r.Epoch, len(h.node.Roster().Members), slices.Contains(h.node.Roster().Members, h.name), r.Phase, r.Revision, r.Installed, r.Result, r.AccBallot, r.Drained, h.node.Paused(), h.node.Debug())
+		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v stats=%+v\n   %s\n",
+			h.name, h.up, h.paused, h.side, h.running, h.node.Settled(), r.Epoch, len(h.node.Roster().Members), slices.Contains(h.node.Roster().Members, h.name), r.Phase, r.Revision, r.Installed, r.Result, r.AccBallot, r.Drained, h.node.Paused(), h.node.Stats(), h.node.Debug())
 	}
 	return string(b)
 }
