@@ -121,7 +121,7 @@ func TestKnownBugSeed3894(t *testing.T) {
 // (eligBefore 0 on all 27): their duel backoff is the same (position 0), the
 // claims split the votes, and the passing-over goes on (353 pass-overs up to
 // 6m27 s, each host 27). In 30 min: 901k claims, 680k refusals naming a
-// holder, no start after 2m26 s. Ten more seeds of the fault probe at 20-40
+// holder, no start after 2m26 s. Six more seeds of the fault probe at 20-40
 // hosts with 10% loss (SIM_LOSS=0.1 SIM_HOSTS=20: 1091, 1331, 1541, 1686,
 // 1753, 1959) and 11 with every fault at once do the same.
 func TestKnownBugSeed1178SkipCollapse(t *testing.T) {
