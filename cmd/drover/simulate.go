@@ -35,6 +35,14 @@ type simulateFlags struct {
 	partitions  bool
 	crashes     bool
 	joins       bool
+	pauses      bool
+	grayCuts    bool
+	permanent   bool
+	duplicate   float64
+	slowHooks   float64
+	driftExt    bool
+	freshGroup  bool
+	noSupFence  bool
 	jsonOut     bool
 	parallel    int
 	cpuProfile  string
@@ -50,6 +58,7 @@ type simulateReport struct {
 	MaxConcurrent         int            `json:"max_concurrent"`
 	Window                int            `json:"window"`
 	Completed             int            `json:"completed"`
+	Expected              int            `json:"expected"` // runs expected to complete (no permanent fault)
 	Halted                int            `json:"halted"`
 	RolloutSecondsP50     float64        `json:"rollout_seconds_p50"`
 	RolloutSecondsP99     float64        `json:"rollout_seconds_p99"`
@@ -117,6 +126,15 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.partitions, "partitions", false, "inject healing network partitions (majority/minority and symmetric)")
 	fl.BoolVar(&f.crashes, "crashes", false, "inject host crashes and restarts")
 	fl.BoolVar(&f.joins, "joins", false, "hosts join mid-rollout and leave gracefully")
+	fl.BoolVar(&f.pauses, "pauses", false, "pause agents (SIGSTOP, frozen cgroup) for 0.05 to 5 leases while their hooks go on")
+	fl.BoolVar(&f.grayCuts, "gray-cuts", false, "inject healing partial cuts: UDP only, TCP only, one way, pairwise")
+	fl.BoolVar(&f.permanent, "permanent", false, "one partition (and with --gray-cuts one gray cut) never heals; completion is not expected")
+	fl.Float64Var(&f.duplicate, "duplicate", 0, "probability that a datagram is delivered twice")
+	fl.Float64Var(&f.slowHooks, "slow-hooks", 0, "probability that a lifecycle runs 1 to 4 leases")
+	fl.BoolVar(&f.driftExt, "drift-extremes", false, "every host's clock runs at exactly 1-ρ or 1+ρ (default: a rate drawn from that range)")
+	fl.BoolVar(&f.freshGroup, "fresh-group", false, "every host starts with nothing installed")
+	fl.BoolVar(&f.noSupFence, "no-supervisor-fence", false, "mutation: only the agent enforces the fence (a paused agent's hook runs on)")
+	_ = fl.MarkHidden("no-supervisor-fence")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object")
 	fl.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs simulated at once")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file")
@@ -169,6 +187,9 @@ func (f *simulateFlags) config() (sim.Config, error) {
 	if f.loss < 0 || f.loss >= 1 || f.failRate < 0 || f.failRate > 1 {
 		return c, fmt.Errorf("--loss and --fail-rate are probabilities (loss below 1)")
 	}
+	if f.duplicate < 0 || f.duplicate > 1 || f.slowHooks < 0 || f.slowHooks > 1 {
+		return c, fmt.Errorf("--duplicate and --slow-hooks are probabilities")
+	}
 	if f.hookSeconds <= 0 {
 		return c, fmt.Errorf("--hook-seconds %v: want a positive duration", f.hookSeconds)
 	}
@@ -197,6 +218,8 @@ func (f *simulateFlags) config() (sim.Config, error) {
 	return sim.Config{
 		Hosts: f.hosts, Deployment: d, HookTime: time.Duration(f.hookSeconds * float64(time.Second)),
 		HookFailRate: f.failRate, Loss: f.loss, Partitions: f.partitions, Crashes: f.crashes, Joins: f.joins,
+		Pauses: f.pauses, GrayCuts: f.grayCuts, Permanent: f.permanent, Duplicate: f.duplicate, SlowHooks: f.slowHooks,
+		DriftExtremes: f.driftExt, FreshGroup: f.freshGroup, NoSupervisorFence: f.noSupFence,
 	}, nil
 }
 
@@ -244,6 +267,9 @@ feed:
 		}
 		rep.MaxConcurrent = max(rep.MaxConcurrent, r.MaxConcurrent)
 		rep.Window = max(rep.Window, r.Window)
+		if r.Expected {
+			rep.Expected++
+		}
 		if r.Completed {
 			rep.Completed++
 			times = append(times, r.RolloutTime.Seconds())
@@ -281,17 +307,28 @@ func printSimulateReport(w io.Writer, r simulateReport) {
 		fmt.Fprintf(w, "  %s\n", v)
 	}
 	fmt.Fprintf(w, "max concurrent:    %d (window %d)\n", r.MaxConcurrent, r.Window)
-	fmt.Fprintf(w, "completed:         %d/%d (halted %d)\n", r.Completed, r.Runs, r.Halted)
+	fmt.Fprintf(w, "completed:         %d/%d, %d expected (halted %d)\n", r.Completed, r.Runs, r.Expected, r.Halted)
 	fmt.Fprintf(w, "rollout time:      p50 %.0fs, p99 %.0fs (virtual)\n", r.RolloutSecondsP50, r.RolloutSecondsP99)
 	fmt.Fprintf(w, "gossip:            %.0f bytes/s per host\n", r.GossipBytesPerHostSec)
 	if len(r.Faults) > 0 {
+		// One line per family (pause, gray, partition, ...), so that the
+		// counts of one fault kind read together.
 		keys := make([]string, 0, len(r.Faults))
 		for k := range r.Faults {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		fmt.Fprint(w, "faults:           ")
+		fmt.Fprintln(w, "faults:")
+		family := ""
 		for _, k := range keys {
+			fam, _, _ := strings.Cut(k, "-")
+			if fam != family {
+				if family != "" {
+					fmt.Fprintln(w)
+				}
+				fmt.Fprintf(w, "  %-10s", fam)
+				family = fam
+			}
 			fmt.Fprintf(w, " %s=%d", k, r.Faults[k])
 		}
 		fmt.Fprintln(w)

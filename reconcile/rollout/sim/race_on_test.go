@@ -3,5 +3,5 @@
 package sim
 
 // raceBuild: the race detector slows the simulator about tenfold; the CI
-// test keeps its 200+ seeds and every fault kind but uses smaller groups.
+// tests run a third of their seeds, of every fault kind, in smaller groups.
 const raceBuild = true

@@ -3,14 +3,81 @@
 // faults, and checks the properties of DESIGN.md §8 while it runs: P1 and P3
 // at every start, P2 (completion) at the end.
 //
-// Only the network, membership detection and the hook runner are simulated.
-// Gossip is modelled as memberlist does it: broadcasts piggybacked on gossip
-// rounds (GossipNodes peers every GossipInterval) with a retransmit limit of
-// RetransmitMult·⌈log10(n+1)⌉, plus periodic push-pull anti-entropy with one
-// random peer. Membership is modelled by its timing: a crashed or partitioned
-// host is suspect after one probe interval and dead after the suspicion
-// timeout. A crash loses the node's memory except the last Persisted state,
-// exactly what the agent stores.
+// Only the network, membership detection, the agent's driver and the hook
+// runner are simulated, and they follow what ships (gossip/driver.go):
+//
+//   - Delivery goes through Node.ReceiveBatch, one batch per arrival: a
+//     direct message, a gossip packet's worth of broadcasts, a push-pull
+//     state, or everything an agent found queued when it resumed from a
+//     pause (shuffled: memberlist hands a backlog over in any order).
+//   - Direct messages are datagrams. Messages that Message.Reliable
+//     reports (roster and Paxos) also go over a stream (TCP), and those
+//     larger than a datagram go over a stream only. Streams are sent one at
+//     a time per host as the driver's sender goroutine does: one to a host
+//     that cannot be reached blocks the sender for memberlist's TCPTimeout
+//     (10 s), and more than 256 waiting are dropped. Streams lose nothing.
+//   - The driver sends only to hosts memberlist calls alive, and sends its
+//     own significant rows directly to every alive peer in groups of up to
+//     128 hosts (gossip's fan-out), besides gossiping them.
+//   - Broadcasts are memberlist's piggybacking: broadcasts piggybacked on
+//     gossip rounds (GossipNodes peers every GossipInterval) with a
+//     retransmit limit of RetransmitMult·⌈log10(n+1)⌉, plus periodic
+//     push-pull (a stream) with one random alive peer.
+//
+// Membership is memberlist's verdict, computed per pair of hosts from the
+// links: memberlist probes a peer with a UDP ping and ack, falls back to a
+// TCP ping, and asks k=3 other members to ping it indirectly (UDP on every
+// leg); the peer stays alive while one of those works, and a peer nobody
+// can probe is declared dead one probe interval plus the suspicion timeout
+// after it became unreachable (the driver does not report suspicion, so a
+// Node sees alive, then dead). What that means for each cut:
+//
+//   - partition (sides): dead across, nothing passes.
+//   - UDP-only cut between two groups: alive (TCP fallback ping); push-pull
+//     and the stream copies of reliable messages pass; every datagram
+//     (claims, grants, releases, gossip, fan-out, datagram copies) between
+//     the groups is dropped.
+//   - TCP-only cut between two groups: alive (UDP probes); datagrams pass;
+//     push-pull and streams between the groups fail, and each failed stream
+//     send blocks its sender for the TCP timeout.
+//   - one-way cut A→B: every packet from A to B is dropped (a route or
+//     filter failure), so streams fail both ways (a handshake needs both)
+//     while B's datagrams still reach A. Between two hosts with others
+//     connected both stay alive through indirect probes; between two groups
+//     that make up the cluster there is no intermediary and each side sees
+//     the other dead (A hears B's gossip but cannot ack, B hears nothing).
+//   - pairwise cut: a host is cut off (both protocols, both ways) from a
+//     random subset of its peers; it and they stay alive to each other
+//     through indirect probes via the rest.
+//
+// Not modelled: suspicion flapping when only some indirect probes succeed,
+// and whether the intermediaries are up (a crashed or paused member still
+// counts as one).
+//
+// Agent pauses (SIGSTOP, a frozen cgroup, a stalled VM) stop the agent —
+// its Node gets no Tick and no input, it sends nothing, its memberlist does
+// not answer (others declare it dead) — while its running hook goes on.
+// Arrivals during a pause are dropped, or, for about half the pauses, up to
+// a bound (8 to 256 packets: a socket buffer) are kept and delivered on
+// resume. The hook is bounded by a supervisor independent of the agent:
+// when the Node gives a run a Fence deadline (the start decision,
+// DecideFence while the agent runs), the supervisor sends TERM at that
+// instant of the host's clock and the hook is gone within FenceGrace
+// (uniform in [0, FenceGrace]). An abort by the agent stops the hook the
+// same way. A hook that ends during a pause is reported to the Node only
+// after the resume; on resume the agent ticks first, then takes its
+// backlog and the hook reports (in a seeded order). NoSupervisorFence is the
+// behaviour before the supervisor fence: only the agent enforces it, so a
+// paused agent's hook runs to its natural end.
+//
+// Clocks: every host's clock runs at its own rate in [1−ρ, 1+ρ]
+// (Timing.DriftRate, A1), drawn uniformly, or at exactly 1−ρ or 1+ρ with
+// DriftExtremes. The protocol reads only monotonic clocks, so the sim has
+// no wall clock: a wall-clock step changes nothing and is not modelled.
+//
+// A crash loses the node's memory except the last Persisted state, exactly
+// what the agent stores; a crashed agent's slot lifecycle counts as running
+// until its fence plus the stop grace, or its restart.
 package sim
 
 import (
@@ -32,17 +99,44 @@ type Config struct {
 	Deployment   manifest.Deployment
 	HookTime     time.Duration // mean lifecycle duration
 	HookFailRate float64       // probability that a lifecycle fails
-	Loss         float64       // probability that a packet is lost
-	Partitions   bool          // healing partitions (majority/minority and symmetric)
-	Permanent    bool          // one partition never heals (completion not expected)
-	Crashes      bool          // crashes and restarts, some longer than the lease
-	Joins        bool          // fresh hosts join, some hosts leave gracefully
+	// SlowHooks is the probability that a lifecycle runs 1 to 4 leases
+	// instead of about HookTime (a long AfterInstall).
+	SlowHooks float64
+	Loss      float64 // probability that a datagram is lost
+	// Duplicate is the probability that a datagram (a direct message or a
+	// gossip packet) is delivered twice, the copy with its own delay.
+	Duplicate  float64
+	Partitions bool // healing partitions (majority/minority and symmetric)
+	// GrayCuts: healing partial cuts (UDP only, TCP only, one way, pairwise;
+	// see the package comment for what membership says in each).
+	GrayCuts bool
+	// Permanent: one partition (and, with GrayCuts, one gray cut) never
+	// heals; completion is not expected.
+	Permanent bool
+	Crashes   bool // crashes and restarts, some longer than the lease
+	// Pauses: agents stop (SIGSTOP, frozen cgroup, stalled VM) for 0.05 to
+	// 5 leases, most of them slot holders, while their hooks go on.
+	Pauses bool
+	// NoSupervisorFence is a mutation: the supervisor does not enforce the
+	// fence, only the agent does, so a paused agent's hook runs to its
+	// natural end (the behaviour issue 9 reports).
+	NoSupervisorFence bool
+	Joins             bool // fresh hosts join, some hosts leave gracefully
 	// FreshGroup starts every host with nothing installed (a new group
 	// whose roster formed, A4): each installs r2 without a slot when its
 	// poll sees it, whatever the others are doing.
 	FreshGroup bool
-	Params     rollout.MemberlistParams
-	MaxTime    time.Duration // give up after this much virtual time (default 4h)
+	// DriftExtremes: every host's clock runs at exactly 1−ρ or 1+ρ, the
+	// bound of A1, instead of a rate drawn from [1−ρ, 1+ρ].
+	DriftExtremes bool
+	Params        rollout.MemberlistParams
+	MaxTime       time.Duration // give up after this much virtual time (default 4h)
+	// Debug, when set, receives message counts of every run and the state of
+	// every host of a run that did not complete.
+	Debug func(string)
+	// Trace, when set, receives a line per start, hook end, abort, fence
+	// kill, pause, resume, crash, restart and cut.
+	Trace func(string)
 }
 
 // Result is the outcome of one seeded run.
@@ -52,7 +146,7 @@ type Result struct {
 	MaxConcurrent int
 	Window        int
 	Completed     bool
-	Expected      bool          // completion was expected (no permanent partition)
+	Expected      bool          // completion was expected (no permanent partition or cut)
 	Halted        bool          // some host saw the rollout halt
 	RolloutTime   time.Duration // virtual time until every live host settled
 	GossipBytes   float64       // bytes sent per host per virtual second
@@ -66,17 +160,19 @@ const (
 	evDeliver
 	evGossip
 	evPushPull
-	evFinish
-	evAbortDone
+	evHookEnd
 	evMembership
 	evCrash
 	evRestart
 	evPartition
 	evHeal
+	evGrayCut
+	evGrayHeal
+	evPause
+	evResume
 	evJoin
 	evLeave
 	evDesired
-	evGhostEnd
 )
 
 type event struct {
@@ -89,81 +185,13 @@ type event struct {
 	obs  []int
 	tgts []int
 	r    rollout.Reach
-	ok   bool
 	dep  string
 }
 
-// evRef is a queue entry: the ordering key is kept inline so that sifting
-// never dereferences an event.
-type evRef struct {
-	at  time.Duration
-	seq uint64
-	e   *event
-}
-
-func (a evRef) before(b evRef) bool {
-	return a.at < b.at || a.at == b.at && a.seq < b.seq
-}
-
-// evQueue is a binary min-heap of events by (at, seq).
-type evQueue []evRef
-
-func (q *evQueue) push(r evRef) {
-	h := append(*q, r)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h[i].before(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	*q = h
-}
-
-func (q *evQueue) pop() *event {
-	h := *q
-	top := h[0].e
-	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = evRef{}
-	h = h[:last]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(h) && h[r].before(h[l]) {
-			m = r
-		}
-		if !h[m].before(h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	*q = h
-	return top
-}
-
-// bcKey names a broadcast: a newer one of the same kind and author
-// replaces the older in the queue.
-type bcKey struct {
-	kind rollout.Kind
-	from string
-}
-
-type bcItem struct {
-	key      bcKey
-	author   int              // host id of a row's author (index in rowq); -1: indexed in qidx
-	msg      *rollout.Message // points into a node's Output, never modified
-	size     int
-	sends    int
-	dead     bool
-	replaced bool // a newer item took its place in the index
-	relay    bool // relayed, not originated here
+type report struct {
+	dep    string
+	ok     bool
+	result string
 }
 
 type host struct {
@@ -179,15 +207,37 @@ type host struct {
 	drift       float64
 	offset      time.Duration
 	side        int
+	told        []rollout.Reach // what this host's Node was last told of each host id
 	queue       []*bcItem
 	qidx        map[bcKey]*bcItem // queued broadcasts by key, except rows of known hosts:
 	rowq        []*bcItem         // queued row by author id
-	running     string            // deployment id
-	runSlot     bool
-	fence       time.Duration // virtual
-	runGen      uint64
 	bytes       int64
 	gossipArmed bool
+	lastOwn     rollout.Row // last own row fanned out
+	hasOwn      bool
+	streamFree  time.Duration   // the stream sender is busy until then
+	streamQ     []time.Duration // start times of stream sends not started yet
+
+	// The hook process (it outlives a pause and, until its fence, a crash).
+	running  string // deployment id; "" when no hook runs
+	runSlot  bool
+	runGen   uint64
+	natEnd   time.Duration // natural end
+	natOK    bool
+	fence    time.Duration // virtual instant of the supervisor's TERM (0: none)
+	killEnd  time.Duration // the supervisor's kill has it gone by then (0: none)
+	abortEnd time.Duration // the agent's abort has it gone by then (0: none)
+	hookEnd  time.Duration // min of the above: when it exits
+
+	// Pause state.
+	paused      bool
+	heldCap     int // packets kept while paused (0: dropped)
+	heldPackets int
+	held        []*rollout.Message
+	reports     []report // hook ends the Node learns of on resume
+	wantDesired bool     // a poll came while paused
+
+	skipped uint64 // Node.Stats().Skipped last traced
 }
 
 type ghost struct {
@@ -195,33 +245,36 @@ type ghost struct {
 	until time.Duration
 }
 
-// debugDump, when set by a test, receives the state of runs that did not complete.
-var debugDump func(string)
-
 // Sim is one run.
 type Sim struct {
-	cfg         Config
-	rng         *rand.Rand
-	now         time.Duration
-	seq         uint64
-	ev          evQueue
-	free        []*event // recycled events
-	hosts       []*host
-	byName      map[string]int
-	timing      rollout.Timing
-	ghosts      []ghost
-	res         Result
-	desired     rollout.Desired
-	buf         []byte
-	tsusp       time.Duration
-	limit       int
-	relayLimit  int
-	kinds       map[string]int
-	ppEvery     time.Duration
-	partitioned bool
-	permanent   bool
-	done        time.Duration
-	minItem     int // smallest broadcast size seen: bounds what still fits a packet
+	cfg          Config
+	rng          *rand.Rand
+	now          time.Duration
+	seq          uint64
+	ev           evQueue
+	free         []*event // recycled events
+	hosts        []*host
+	byName       map[string]int
+	timing       rollout.Timing
+	ghosts       []ghost
+	res          Result
+	desired      rollout.Desired
+	buf          []byte
+	tsusp        time.Duration
+	limit        int
+	relayLimit   int
+	kinds        map[string]int
+	ppEvery      time.Duration
+	partitioned  bool
+	permanent    bool
+	cuts         []*cut
+	grayGroups   int
+	topo         *topo
+	minItem      int // smallest broadcast size seen: bounds what still fits a packet
+	one          [1]*rollout.Message
+	departed     int // hosts that left
+	groupAlive   int // hosts the fan-out goes to, recounted lazily
+	groupAliveAt time.Duration
 }
 
 func (s *Sim) push(e event) {
@@ -240,9 +293,22 @@ func (s *Sim) local(h *host) time.Duration {
 	return h.offset + time.Duration(float64(s.now)*(1+h.drift))
 }
 
+// virtual is the first virtual instant at which h's clock reads l or later
+// (not before now). Rounding must not give an instant whose local time is
+// still short of l: a Node woken then finds nothing due and asks for the
+// same wake-up again, for ever.
 func (s *Sim) virtual(h *host, l time.Duration) time.Duration {
 	v := time.Duration(math.Ceil(float64(l-h.offset) / (1 + h.drift)))
+	for h.offset+time.Duration(float64(v)*(1+h.drift)) < l {
+		v++
+	}
 	return max(v, s.now)
+}
+
+func (s *Sim) trace(f string, a ...any) {
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(fmt.Sprintf("%12s ", s.now.Round(time.Millisecond)) + fmt.Sprintf(f, a...))
+	}
 }
 
 // Run simulates one seed.
@@ -256,9 +322,9 @@ func Run(cfg Config, seed uint64) Result {
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), byName: map[string]int{}}
 	s.res.Seed = seed
 	s.minItem = 1400
-	if debugDump != nil {
+	if cfg.Debug != nil {
 		s.kinds = map[string]int{}
-		defer func() { debugDump(fmt.Sprint(s.kinds)) }()
+		defer func() { cfg.Debug(fmt.Sprint(s.kinds)) }()
 	}
 	s.res.Faults = map[string]int{}
 	s.res.Expected = !cfg.Permanent
@@ -299,8 +365,8 @@ func Run(cfg Config, seed uint64) Result {
 	}
 	s.scheduleFaults()
 	s.loop()
-	if !s.res.Completed && debugDump != nil {
-		debugDump(s.Dump())
+	if !s.res.Completed && cfg.Debug != nil {
+		cfg.Debug(s.Dump())
 	}
 	return s.res
 }
@@ -309,10 +375,19 @@ func hostName(i int) string { return "h" + strconv.Itoa(i) }
 
 func (s *Sim) addHost(name string, st rollout.Persisted) *host {
 	h := &host{id: len(s.hosts), name: name, persist: st, qidx: map[bcKey]*bcItem{}}
-	h.drift = (s.rng.Float64() - 0.5) * s.timing.DriftRate
+	rho := s.timing.DriftRate
+	if s.cfg.DriftExtremes {
+		h.drift = rho
+		if s.rng.IntN(2) == 0 {
+			h.drift = -rho
+		}
+	} else {
+		h.drift = (2*s.rng.Float64() - 1) * rho
+	}
 	h.offset = time.Duration(s.rng.Int64N(int64(time.Hour)))
 	s.hosts = append(s.hosts, h)
 	s.byName[name] = h.id
+	s.topo = nil
 	return h
 }
 
@@ -321,9 +396,11 @@ func (s *Sim) startHost(h *host, initial bool) {
 	h.up, h.joined = true, true
 	h.gen++
 	h.node = rollout.NewNode(rollout.Config{Host: h.name, App: "app", Group: "g", Timing: s.timing}, h.persist, s.local(h))
+	h.told, h.hasOwn, h.skipped = nil, false, 0
 	// its view of the others
 	for _, o := range s.hosts {
-		if o != h && o.joined && !s.reachable(h, o) {
+		if o != h && o.joined && !s.seesAlive(h, o) {
+			h.setTold(o.id, rollout.ReachDead)
 			h.node.PeerChanged(s.local(h), o.name, rollout.ReachDead)
 		}
 	}
@@ -339,14 +416,16 @@ func (s *Sim) jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(s.rng.Int64N(int64(d)))
 }
 
-func (s *Sim) reachable(a, b *host) bool {
-	return a.up && b.up && a.joined && b.joined && a.side == b.side
-}
-
 // flush handles a node's output and reschedules its wake-up.
 func (s *Sim) flush(h *host) {
-	if !h.up {
+	if !h.up || h.paused {
 		return
+	}
+	if s.cfg.Trace != nil {
+		if st := h.node.Stats(); st.Skipped != h.skipped {
+			s.trace("%s passes over %d host(s) ahead of it in the order (%d so far)", h.name, st.Skipped-h.skipped, st.Skipped)
+			h.skipped = st.Skipped
+		}
 	}
 	o := h.node.TakeOutput()
 	if o.Persist != nil {
@@ -358,7 +437,7 @@ func (s *Sim) flush(h *host) {
 		s.sendDirect(h, &o.Send[i])
 	}
 	for i := range o.Broadcast {
-		s.enqueue(h, &o.Broadcast[i])
+		s.broadcast(h, &o.Broadcast[i])
 	}
 	for _, d := range o.Decisions {
 		s.decide(h, d)
@@ -375,11 +454,15 @@ func (s *Sim) size(m *rollout.Message) int {
 	return len(s.buf) + 8 // + memberlist framing
 }
 
+// sendDirect sends as gossip/driver.go's send does: only to a host
+// memberlist calls alive; as a datagram, and also over a stream when the
+// message is Reliable; over a stream only when it is too large.
 func (s *Sim) sendDirect(h *host, env *rollout.Envelope) {
 	to, ok := s.byName[env.To]
-	if !ok {
+	if !ok || h.toldOf(to) != rollout.ReachAlive {
 		return
 	}
+	o := s.hosts[to]
 	m := &env.Msg
 	if s.kinds != nil {
 		k := m.Kind.String()
@@ -391,12 +474,19 @@ func (s *Sim) sendDirect(h *host, env *rollout.Envelope) {
 		}
 		s.kinds[k]++
 	}
-	h.bytes += int64(s.size(m))
+	size := s.size(m)
+	h.bytes += int64(size)
 	s.res.Messages++
-	if s.rng.Float64() < s.cfg.Loss || !s.reachable(h, s.hosts[to]) {
+	if size > udpLimit {
+		s.stream(h, o, m)
 		return
 	}
-	s.push(event{at: s.now + s.delay(), kind: evDeliver, host: to, msg: m, gen: s.hosts[to].gen})
+	s.datagram(h, o, m, nil)
+	if m.Reliable() {
+		h.bytes += int64(size)
+		s.res.Messages++
+		s.stream(h, o, m)
+	}
 }
 
 func (s *Sim) delay() time.Duration {
@@ -407,7 +497,62 @@ func (s *Sim) delay() time.Duration {
 	return d
 }
 
-func (s *Sim) enqueue(h *host, m *rollout.Message) {
+// broadcast queues m for gossip and, for an own row that changed in a way
+// peers act on, sends it at once to every alive peer of a group of up to
+// eagerMaxGroup hosts (gossip/driver.go's broadcast and fanOut).
+func (s *Sim) broadcast(h *host, m *rollout.Message) {
+	size := s.size(m)
+	if size-8 <= maxBroadcast {
+		s.enqueue(h, m, size)
+	}
+	if m.Kind != rollout.KindRow || m.Row.Host != h.name {
+		return
+	}
+	if h.hasOwn && !significant(&h.lastOwn, &m.Row) {
+		return
+	}
+	h.lastOwn, h.hasOwn = m.Row, true
+	if size > udpLimit || s.aliveGroup() > eagerMaxGroup {
+		return
+	}
+	for _, o := range s.hosts {
+		if o != h && o.joined && h.toldOf(o.id) == rollout.ReachAlive {
+			h.bytes += int64(size)
+			s.res.Messages++
+			s.datagram(h, o, m, nil)
+		}
+	}
+}
+
+// eagerMaxGroup is gossip's: own rows go directly to the group's members
+// only in groups up to this size.
+const eagerMaxGroup = 128
+
+// aliveGroup approximates the number of hosts a fan-out would go to (the
+// joined hosts), recounted at most once per virtual second.
+func (s *Sim) aliveGroup() int {
+	if s.groupAliveAt == 0 || s.now-s.groupAliveAt >= time.Second {
+		s.groupAlive, s.groupAliveAt = 0, max(s.now, 1)
+		for _, o := range s.hosts {
+			if o.joined {
+				s.groupAlive++
+			}
+		}
+		s.groupAlive-- // not to itself
+	}
+	return s.groupAlive
+}
+
+// significant is gossip/driver.go's: whether an own row changed in a way its
+// peers act on (a slot freed, a phase reached, a roster step), as opposed to
+// progress reports.
+func significant(old, r *rollout.Row) bool {
+	return old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt ||
+		old.Claim != r.Claim || old.Released != r.Released || old.Installed != r.Installed ||
+		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained
+}
+
+func (s *Sim) enqueue(h *host, m *rollout.Message, size int) {
 	key := bcKey{m.Kind, m.From}
 	author := -1
 	if m.Kind == rollout.KindRow {
@@ -427,7 +572,7 @@ func (s *Sim) enqueue(h *host, m *rollout.Message) {
 	if old != nil {
 		old.dead, old.replaced = true, true // packets in flight keep the old message
 	}
-	it := &bcItem{key: key, author: author, msg: m, size: s.size(m), relay: m.From != h.name}
+	it := &bcItem{key: key, author: author, msg: m, size: size, relay: m.From != h.name}
 	s.minItem = min(s.minItem, it.size)
 	if author >= 0 {
 		h.rowq[author] = it
@@ -435,7 +580,11 @@ func (s *Sim) enqueue(h *host, m *rollout.Message) {
 		h.qidx[key] = it
 	}
 	h.queue = append(h.queue, it)
-	if !h.gossipArmed {
+	s.armGossip(h)
+}
+
+func (s *Sim) armGossip(h *host) {
+	if !h.gossipArmed && len(h.queue) > 0 {
 		h.gossipArmed = true
 		s.push(event{at: s.now + time.Duration(s.rng.Int64N(int64(s.cfg.Params.GossipInterval))), kind: evGossip, host: h.id, gen: h.gen})
 	}
@@ -449,7 +598,7 @@ func (s *Sim) gossipRound(h *host) {
 	}
 	for k := 0; k < 3; k++ {
 		to := s.hosts[s.rng.IntN(len(s.hosts))]
-		if to == h || !to.joined {
+		if to == h || !to.joined || h.toldOf(to.id) != rollout.ReachAlive {
 			continue
 		}
 		var batch []*rollout.Message
@@ -468,10 +617,10 @@ func (s *Sim) gossipRound(h *host) {
 			}
 			batch = append(batch, it.msg)
 		}
-		h.bytes += int64(size + 20)
-		s.res.Messages++
-		if len(batch) > 0 && s.rng.Float64() >= s.cfg.Loss && s.reachable(h, to) {
-			s.push(event{at: s.now + s.delay(), kind: evDeliver, host: to.id, msgs: batch, gen: to.gen})
+		if len(batch) > 0 {
+			h.bytes += int64(size + 20)
+			s.res.Messages++
+			s.datagram(h, to, nil, batch)
 		}
 	}
 	rest := h.queue[:0]
@@ -489,10 +638,13 @@ func (s *Sim) gossipRound(h *host) {
 	h.queue = rest
 }
 
+// pushPull exchanges full states with one random peer memberlist calls
+// alive, over a stream. A paused peer's kernel takes the state (kept for its
+// resume like any arrival) but the peer never answers.
 func (s *Sim) pushPull(h *host) {
 	var cands []*host
 	for _, o := range s.hosts {
-		if o != h && s.reachable(h, o) {
+		if o != h && o.joined && h.toldOf(o.id) == rollout.ReachAlive {
 			cands = append(cands, o)
 		}
 	}
@@ -500,57 +652,58 @@ func (s *Sim) pushPull(h *host) {
 		return
 	}
 	o := cands[s.rng.IntN(len(cands))]
-	a, b := sortedPtrs(h.node.LocalState()), sortedPtrs(o.node.LocalState())
+	if !o.up || !s.tcpPass(h, o) {
+		return
+	}
+	a := sortedPtrs(h.node.LocalState())
 	for _, m := range a {
 		h.bytes += int64(s.size(m))
 	}
+	s.res.Messages++
+	d := s.delay()
+	s.push(event{at: s.now + d, kind: evDeliver, host: o.id, msgs: a, gen: o.gen})
+	if o.paused {
+		return
+	}
+	b := sortedPtrs(o.node.LocalState())
 	for _, m := range b {
 		o.bytes += int64(s.size(m))
 	}
-	s.res.Messages += 2
-	if s.rng.Float64() >= s.cfg.Loss {
-		d := s.delay()
-		s.push(event{at: s.now + d, kind: evDeliver, host: o.id, msgs: a, gen: o.gen})
-		s.push(event{at: s.now + 2*d, kind: evDeliver, host: h.id, msgs: b, gen: h.gen})
-	}
+	s.res.Messages++
+	s.push(event{at: s.now + 2*d, kind: evDeliver, host: h.id, msgs: b, gen: h.gen})
 }
 
-// ---- decisions and the fake hook runner ----
-
-func (s *Sim) decide(h *host, d rollout.Decision) {
-	switch d.Kind {
-	case rollout.DecideStart:
-		if h.running != "" {
-			s.violation("P3: %s started %s while %s runs", h.name, d.Deployment, h.running)
-		}
-		for _, g := range s.ghosts {
-			if g.host == h.id && g.until > s.now {
-				s.violation("P3: %s started %s while its interrupted lifecycle still runs", h.name, d.Deployment)
-			}
-		}
-		h.running, h.runSlot = d.Deployment, !d.Slotless
-		h.fence = 0
-		if d.Fence > 0 {
-			h.fence = s.virtual(h, d.Fence)
-		}
-		h.runGen++
-		if h.runSlot {
-			s.checkP1(h)
-		}
-		dur := time.Duration(float64(s.cfg.HookTime) * (0.8 + 0.4*s.rng.Float64()))
-		ok := s.rng.Float64() >= s.cfg.HookFailRate
-		s.push(event{at: s.now + dur, kind: evFinish, host: h.id, gen: h.runGen, ok: ok, dep: d.Deployment})
-	case rollout.DecideFence:
-		if h.running == d.Deployment {
-			h.fence = s.virtual(h, d.Fence)
-		}
-	case rollout.DecideAbort:
-		if h.running == d.Deployment {
-			h.running = ""
-			h.runGen++
-			s.push(event{at: s.now, kind: evAbortDone, host: h.id, gen: h.gen, dep: d.Deployment})
-		}
+func (s *Sim) receive(h *host, e *event) {
+	now := s.local(h)
+	s.routeRows(h, now, e.msg)
+	for _, m := range e.msgs {
+		s.routeRows(h, now, m)
 	}
+	if e.msg != nil {
+		s.one[0] = e.msg
+		h.node.ReceiveBatch(now, s.one[:])
+		s.one[0] = nil
+	} else {
+		h.node.ReceiveBatch(now, e.msgs)
+	}
+	s.flush(h)
+}
+
+// routeRows applies gossip/driver.go's route rule to a row whose author
+// memberlist does not know (it left, and the row came from a host that
+// outlived it, e.g. in a restarted agent's first push-pull): the author is
+// dead to the protocol. Without it a restarted host would count a host that
+// left mid-lifecycle as running for good.
+func (s *Sim) routeRows(h *host, now time.Duration, m *rollout.Message) {
+	if s.departed == 0 || m == nil || m.Kind != rollout.KindRow {
+		return
+	}
+	id, ok := s.byName[m.Row.Host]
+	if !ok || s.hosts[id].joined || h.toldOf(id) != rollout.ReachAlive {
+		return
+	}
+	h.setTold(id, rollout.ReachDead)
+	h.node.PeerChanged(now, m.Row.Host, rollout.ReachDead)
 }
 
 func (s *Sim) checkP1(h *host) {
@@ -580,161 +733,50 @@ func (s *Sim) checkP1(h *host) {
 	s.res.MaxConcurrent = max(s.res.MaxConcurrent, count)
 	s.res.Window = max(s.res.Window, window)
 	if count > window {
-		s.violation("P1: %d hosts run lifecycle events, window %d (at %s, started %s)", count, window, s.now, h.name)
+		var who []string
+		for _, o := range s.hosts {
+			if o.up && o.running != "" && o.runSlot {
+				w := o.name
+				if o.paused {
+					w += "(agent paused)"
+				}
+				who = append(who, w)
+			}
+		}
+		for _, g := range s.ghosts {
+			if g.until > s.now {
+				who = append(who, s.hosts[g.host].name+"(crashed agent)")
+			}
+		}
+		s.violation("P1: %d hosts run lifecycle events, window %d (at %s, started %s; running %v)", count, window, s.now, h.name, who)
 	}
 }
 
 func (s *Sim) violation(f string, a ...any) {
+	s.trace("VIOLATION "+f, a...)
 	if len(s.res.Violations) < 20 {
 		s.res.Violations = append(s.res.Violations, fmt.Sprintf(f, a...))
 	}
-}
-
-// ---- faults ----
-
-func (s *Sim) scheduleFaults() {
-	n := s.cfg.Hosts
-	pol := rollout.Resolve(s.cfg.Deployment, n)
-	w := pol.Window
-	if w == 0 {
-		w = n
-	}
-	est := time.Duration(float64(s.cfg.HookTime+2*time.Second) * math.Ceil(float64(n)/float64(w)))
-	if s.cfg.Deployment.Strategy == manifest.Canary {
-		est += s.cfg.Deployment.Bake + s.cfg.HookTime
-	}
-	at := func() time.Duration { return 5*time.Second + time.Duration(s.rng.Int64N(int64(est))) }
-	if s.cfg.Crashes {
-		for i, k := 0, max(2, n/25); i < k; i++ {
-			s.push(event{at: at(), kind: evCrash, host: -1})
-		}
-	}
-	if s.cfg.Partitions {
-		for i, k := 0, 1+s.rng.IntN(2); i < k; i++ {
-			s.push(event{at: at(), kind: evPartition, host: i})
-		}
-	}
-	if s.cfg.Permanent {
-		s.push(event{at: at(), kind: evPartition, host: -1})
-	}
-	if s.cfg.Joins {
-		for i, k := 0, max(1, n/30); i < k; i++ {
-			s.push(event{at: at(), kind: evJoin, host: -1})
-		}
-		for i, k := 0, max(1, n/50); i < k; i++ {
-			s.push(event{at: at(), kind: evLeave, host: -1})
-		}
-	}
-}
-
-// membership tells observers, after detection delays, what became of targets.
-func (s *Sim) membership(targets, observers []int, down bool) {
-	if down {
-		s.push(event{at: s.now + s.cfg.Params.ProbeInterval, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachSuspect})
-		s.push(event{at: s.now + s.cfg.Params.ProbeInterval + s.tsusp, kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachDead})
-		return
-	}
-	s.push(event{at: s.now + s.jitter(2*s.cfg.Params.ProbeInterval), kind: evMembership, obs: observers, tgts: targets, r: rollout.ReachAlive})
-}
-
-func (s *Sim) others(h *host) []int {
-	var out []int
-	for _, o := range s.hosts {
-		if o != h && o.joined {
-			out = append(out, o.id)
-		}
-	}
-	return out
-}
-
-func (s *Sim) crash(h *host) {
-	s.res.Faults["crash"]++
-	if h.running != "" && h.runSlot {
-		// The lifecycle keeps running until the fence (A3) or the restart.
-		until := h.fence
-		if until == 0 || until < s.now {
-			until = s.now
-		}
-		s.ghosts = append(s.ghosts, ghost{host: h.id, until: until})
-	}
-	h.running = ""
-	h.runGen++
-	h.up = false
-	h.gen++
-	h.queue, h.qidx, h.rowq = nil, map[bcKey]*bcItem{}, nil
-	s.membership([]int{h.id}, s.others(h), true)
-	// restart after a short or a long outage (longer than the lease)
-	d := time.Second + time.Duration(s.rng.Int64N(int64(3*s.timing.Lease)))
-	s.push(event{at: s.now + d, kind: evRestart, host: h.id})
-}
-
-func (s *Sim) partition(idx int) {
-	var live []*host
-	for _, h := range s.hosts {
-		if h.joined {
-			live = append(live, h)
-		}
-	}
-	s.rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
-	var cut int
-	kind := "partition-minority"
-	if s.rng.IntN(3) == 0 {
-		cut, kind = len(live)/2, "partition-symmetric"
-	} else {
-		cut = max(1, len(live)*(10+s.rng.IntN(35))/100)
-	}
-	s.res.Faults[kind]++
-	var a, b []int
-	for i, h := range live {
-		if i < cut {
-			h.side = 1
-			b = append(b, h.id)
-		} else {
-			h.side = 0
-			a = append(a, h.id)
-		}
-	}
-	s.partitioned = true
-	s.membership(b, a, true)
-	s.membership(a, b, true)
-	if idx >= 0 {
-		d := 5*time.Second + time.Duration(s.rng.Int64N(int64(60*time.Second)))
-		s.push(event{at: s.now + d, kind: evHeal})
-	} else {
-		s.permanent = true
-		s.res.Faults["partition-permanent"]++
-	}
-}
-
-func (s *Sim) heal() {
-	if s.permanent {
-		return
-	}
-	var a, b []int
-	for _, h := range s.hosts {
-		if !h.joined {
-			continue
-		}
-		if h.side == 1 {
-			b = append(b, h.id)
-		} else {
-			a = append(a, h.id)
-		}
-		h.side = 0
-	}
-	s.partitioned = false
-	s.membership(b, a, false)
-	s.membership(a, b, false)
 }
 
 // ---- main loop ----
 
 func (s *Sim) loop() {
 	lastCheck := time.Duration(0)
+	same := 0 // events in a row at one instant
 	for len(s.ev) > 0 {
 		e := s.ev.pop()
 		if e.at > s.cfg.MaxTime {
 			break
+		}
+		if e.at == s.now {
+			same++
+			if same > 5_000_000 {
+				s.violation("sim: more than %d events at %s; virtual time stands still", same-1, s.now)
+				break
+			}
+		} else {
+			same = 0
 		}
 		s.now = e.at
 		s.res.Events++
@@ -767,22 +809,23 @@ func (s *Sim) loop() {
 	}
 }
 
-// settled: every host of the cluster is up and has nothing left to do, and
-// no fault is pending that must heal first.
+// settled: every host of the cluster is up, running and has nothing left to
+// do, and no fault is pending that must heal first.
 func (s *Sim) settled() bool {
-	if s.partitioned {
+	if s.partitioned || len(s.cuts) > 0 {
 		return false
 	}
 	for _, h := range s.hosts {
 		if !h.joined {
 			continue
 		}
-		if !h.up || !h.node.Settled() || h.node.Row().Revision != "r2" {
+		if !h.up || h.paused || !h.node.Settled() || h.node.Row().Revision != "r2" {
 			return false
 		}
 	}
 	for _, r := range s.ev {
-		if e := r.e; e.kind == evCrash || e.kind == evRestart || e.kind == evJoin || e.kind == evLeave || e.kind == evPartition || e.kind == evHeal || e.kind == evDesired {
+		switch r.e.kind {
+		case evCrash, evRestart, evJoin, evLeave, evPartition, evHeal, evGrayCut, evGrayHeal, evPause, evResume, evDesired:
 			return false
 		}
 	}
@@ -797,6 +840,9 @@ func (s *Sim) step(e *event) {
 			return
 		}
 		h.wakeAt = -1
+		if h.paused {
+			return // the resume ticks
+		}
 		h.node.Tick(s.local(h))
 		s.flush(h)
 	case evDeliver:
@@ -804,17 +850,18 @@ func (s *Sim) step(e *event) {
 		if !h.up || e.gen != h.gen {
 			return
 		}
-		now := s.local(h)
-		if e.msg != nil {
-			h.node.ReceiveRef(now, e.msg)
+		if h.paused {
+			s.hold(h, e)
+			return
 		}
-		for _, m := range e.msgs {
-			h.node.ReceiveRef(now, m)
-		}
-		s.flush(h)
+		s.receive(h, e)
 	case evGossip:
 		h := s.hosts[e.host]
 		if !h.up || e.gen != h.gen {
+			return
+		}
+		if h.paused {
+			h.gossipArmed = false // the resume re-arms
 			return
 		}
 		s.gossipRound(h)
@@ -828,47 +875,15 @@ func (s *Sim) step(e *event) {
 		if !h.up || e.gen != h.gen {
 			return
 		}
-		s.pushPull(h)
-		s.flush(h)
+		if !h.paused {
+			s.pushPull(h)
+			s.flush(h)
+		}
 		s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
-	case evFinish:
-		h := s.hosts[e.host]
-		if !h.up || e.gen != h.runGen || h.running != e.dep {
-			return
-		}
-		h.running = ""
-		res := "ok"
-		if !e.ok {
-			res = "hook failed"
-		}
-		h.node.Finished(s.local(h), e.dep, e.ok, res)
-		s.flush(h)
-	case evAbortDone:
-		h := s.hosts[e.host]
-		if !h.up || e.gen != h.gen {
-			return
-		}
-		h.node.Finished(s.local(h), e.dep, false, "aborted")
-		s.flush(h)
+	case evHookEnd:
+		s.hookEnd(e)
 	case evMembership:
-		for _, o := range e.obs {
-			ob := s.hosts[o]
-			if !ob.up {
-				continue
-			}
-			for _, t := range e.tgts {
-				tg := s.hosts[t]
-				if !tg.joined && e.r != rollout.ReachLeft {
-					continue
-				}
-				truth := s.reachable(ob, tg)
-				if truth != (e.r == rollout.ReachAlive) && e.r != rollout.ReachLeft {
-					continue // stale news
-				}
-				ob.node.PeerChanged(s.local(ob), tg.name, e.r)
-			}
-			s.flush(ob)
-		}
+		s.deliverMembership(e)
 	case evCrash:
 		var cands []*host
 		for _, h := range s.hosts {
@@ -885,6 +900,7 @@ func (s *Sim) step(e *event) {
 			return
 		}
 		s.res.Faults["restart"]++
+		s.trace("%s restarts", h.name)
 		// the restarted agent kills what is left of the interrupted lifecycle
 		s.ghosts = slices.DeleteFunc(s.ghosts, func(g ghost) bool { return g.host == h.id })
 		s.startHost(h, false)
@@ -901,19 +917,33 @@ func (s *Sim) step(e *event) {
 		}
 	case evHeal:
 		s.heal()
+	case evGrayCut:
+		s.grayCut(e.host)
+	case evGrayHeal:
+		s.grayHeal(int(e.gen))
+	case evPause:
+		s.pause()
+	case evResume:
+		h := s.hosts[e.host]
+		if h.up && h.paused && e.gen == h.gen {
+			s.resume(h)
+		}
 	case evJoin:
 		s.res.Faults["join"]++
-		h := s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
-		if s.permanent {
-			h.side = s.rng.IntN(2)
-		}
+		var h *host
+		s.retopo(func() {
+			h = s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
+			if s.permanent {
+				h.side = s.rng.IntN(2)
+			}
+		})
 		s.startHost(h, false)
 		s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
 		s.membership([]int{h.id}, s.others(h), false)
 	case evLeave:
 		var cands []*host
 		for _, h := range s.hosts {
-			if h.up && h.joined && h.running == "" && h.node.Settled() {
+			if h.up && h.joined && !h.paused && h.running == "" && h.node.Settled() {
 				cands = append(cands, h)
 			}
 		}
@@ -923,17 +953,23 @@ func (s *Sim) step(e *event) {
 		h := cands[s.rng.IntN(len(cands))]
 		s.res.Faults["leave"]++
 		obs := s.others(h)
-		h.up, h.joined = false, false
-		h.gen++
+		s.departed++
+		s.retopo(func() {
+			h.up, h.joined = false, false
+			h.gen++
+		})
 		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
 	case evDesired:
 		h := s.hosts[e.host]
 		if !h.up {
 			return
 		}
+		if h.paused {
+			h.wantDesired = true
+			return
+		}
 		h.node.SetDesired(s.local(h), s.desired)
 		s.flush(h)
-	case evGhostEnd:
 	}
 }
 
@@ -944,9 +980,39 @@ func (s *Sim) Dump() string {
 		if !h.joined {
 			continue
 		}
+		var stale []string
+		for _, o := range s.hosts {
+			if o != h && o.joined && h.up && (h.toldOf(o.id) == rollout.ReachAlive) != s.seesAlive(h, o) {
+				stale = append(stale, fmt.Sprintf("%s(told %s)", o.name, h.toldOf(o.id)))
+			}
+		}
+		if len(stale) > 0 {
+			b = fmt.Appendf(b, "%s's membership view differs from the links: %v\n", h.name, stale)
+		}
+		var old []string
+		for _, st := range h.node.Status() {
+			if id, ok := s.byName[st.Host]; ok && st.Host != h.name && s.hosts[id].joined && s.hosts[id].up {
+				if cur := s.hosts[id].node.Row(); cur.Seq > st.Seq && (cur.Phase != st.Phase || cur.Claim != st.Claim) {
+					old = append(old, fmt.Sprintf("%s(%s/%d, is %s/%d, reach %s)", st.Host, st.Phase, st.Claim, cur.Phase, cur.Claim, st.Reach))
+				}
+			}
+		}
+		if len(old) > 0 {
+			b = fmt.Appendf(b, "%s holds old rows of %v\n", h.name, old)
+		}
+		var runs []string
+		for _, st := range h.node.Status() {
+			if st.Host != h.name && st.Phase.Running() {
+				id := s.byName[st.Host]
+				runs = append(runs, fmt.Sprintf("%s(slot %d claim %d, reach %s, joined %v, hook %q)", st.Host, st.Slot, st.Claim, st.Reach, s.hosts[id].joined, s.hosts[id].running))
+			}
+		}
+		if len(runs) > 0 {
+			b = fmt.Appendf(b, "%s holds running rows of %v\n", h.name, runs)
+		}
 		r := h.node.Row()
-		b = fmt.Appendf(b, "%s up=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v\n   %s\n",
-			h.name, h.up, h.side, h.running, h.node.Settled(), r.Epoch, len(h.node.Roster().Members), slices.Contains(h.node.Roster().Members, h.name), r.Phase, r.Revision, r.Installed, r.Result, r.AccBallot, r.Drained, h.node.Paused(), h.node.Debug())
+		b = fmt.Appendf(b, "%s up=%v paused=%v side=%d running=%q settled=%v roster=%d/%d member=%v phase=%s rev=%s inst=%s res=%q acc=%v drained=%v paused=%v stats=%+v\n   %s\n",
+			h.name, h.up, h.paused, h.side, h.running, h.node.Settled(), r.Epoch, len(h.node.Roster().Members), slices.Contains(h.node.Roster().Members, h.name), r.Phase, r.Revision, r.Installed, r.Result, r.AccBallot, r.Drained, h.node.Paused(), h.node.Stats(), h.node.Debug())
 	}
 	return string(b)
 }
