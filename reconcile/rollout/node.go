@@ -59,6 +59,7 @@ type contrib struct {
 	halted         bool // the row says the target attempt halted
 	acc            accKey
 	waiting        bool // waiting for the target, reachable
+	rbCandidate    bool // succeeded or failed on the target attempt, reachable (passed over or not)
 	joiner         bool // alive, has a row, not a voter
 	memberGone     bool // a voter memberlist reports dead
 	memberLeft     bool // a voter that left gracefully
@@ -110,10 +111,14 @@ type Node struct {
 	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
 	waitingAll, joiners, membersGone, membersLeft             int
 	eligBefore, rbEligBefore                                  int
-	occupied                                                  map[uint32]int
-	accCounts                                                 map[accKey]int // drained members per accepted roster value
-	activationDue                                             bool
-	failed                                                    map[string]bool // hosts known to have failed the target attempt
+	// waitBefore, rbWaitBefore: the same, counting hosts passed over too:
+	// the position in the order that claim backoffs use, so that hosts
+	// that all passed over everyone ahead do not back off alike and duel.
+	waitBefore, rbWaitBefore int
+	occupied                 map[uint32]int
+	accCounts                map[accKey]int // drained members per accepted roster value
+	activationDue            bool
+	failed                   map[string]bool // hosts known to have failed the target attempt
 
 	locks map[uint32]*lock
 	claim *claimState
@@ -606,6 +611,7 @@ func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	}
 	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
 		c.rbEligible = !p.skipped
+		c.rbCandidate = true
 	}
 	return c
 }
@@ -644,6 +650,12 @@ func (n *Node) apply(p *peer, c contrib, d int) {
 		if c.rbEligible && p.rbRank < n.self.rbRank {
 			n.rbEligBefore += d
 		}
+		if c.waiting && p.rank < n.self.rank {
+			n.waitBefore += d
+		}
+		if c.rbCandidate && p.rbRank < n.self.rbRank {
+			n.rbWaitBefore += d
+		}
 	}
 	if c.occupies {
 		n.occupied[c.slot] += d
@@ -679,7 +691,7 @@ func (n *Node) update(p *peer, now time.Duration) {
 func (n *Node) recount(now time.Duration) {
 	n.runningR, n.installedR, n.unreachWaiting, n.unhealthy, n.haltSeen = 0, 0, 0, 0, 0
 	n.waitingAll, n.joiners, n.membersGone, n.membersLeft = 0, 0, 0, 0
-	n.eligBefore, n.rbEligBefore = 0, 0
+	n.eligBefore, n.rbEligBefore, n.waitBefore, n.rbWaitBefore = 0, 0, 0, 0
 	n.occupied = map[uint32]int{}
 	n.accCounts = map[accKey]int{}
 	for _, p := range n.peers {

@@ -9,9 +9,9 @@ import (
 	"github.com/drover-dev/drover/reconcile/rollout"
 )
 
-// Protocol bugs the simulator found, kept as tests that fail until the
-// protocol is fixed. They are skipped (a known, reported bug must not keep
-// CI red for everyone); set SIM_KNOWN_BUGS=1 to run them.
+// Protocol bugs the simulator found, kept as regression tests. A bug found
+// and not fixed yet is skipped with skipKnownBug (a known, reported bug
+// must not keep CI red for everyone); set SIM_KNOWN_BUGS=1 to run it.
 
 func skipKnownBug(t *testing.T, why string) {
 	t.Helper()
@@ -26,11 +26,12 @@ func skipKnownBug(t *testing.T, why string) {
 // for good: Node.PeerChanged schedules the recount "after one lease" only
 // when the peer occupies a slot at that moment, and Node.onRow schedules
 // none. Until the target changes, the host sees no free slot in a window
-// of one and never claims (P2). In production: a host restarts or joins
+// of one and never claims (P2). Fixed: Node.update schedules the recount
+// whichever came first. In production: a host restarts or joins
 // after a slot holder left or was reaped from memberlist while its last
 // row, still held by its peers, said running (its final row was lost: a
 // UDP cut, or it crashed running).
-func TestKnownBugDeadPeerRowBeforeReach(t *testing.T) {
+func TestFixedBugDeadPeerRowBeforeReach(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		reachFirst bool
@@ -39,9 +40,6 @@ func TestKnownBugDeadPeerRowBeforeReach(t *testing.T) {
 		{"dead, then row", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.reachFirst {
-				skipKnownBug(t, "the dead peer's slot is counted as occupied for good")
-			}
 			tm := rollout.TimingFor(rollout.LANParams, 3)
 			st := rollout.Persisted{
 				Roster: rollout.Roster{Epoch: 1, Members: []string{"a", "b", "c"}},
@@ -98,9 +96,8 @@ func TestKnownBugDeadPeerRowBeforeReach(t *testing.T) {
 // restarted (45.3 s, 40.4 s), got h3's old running row by push-pull, and
 // the route rule made h3 dead to them before the row arrived: both count
 // slot 0 as occupied until the end (30 min); h1's own rollback never
-// starts, so the run does not complete.
-func TestKnownBugSeed3894(t *testing.T) {
-	skipKnownBug(t, "P2: two restarted hosts count a departed host's slot as occupied for good")
+// starts, so the run does not complete. Fixed with the bug above.
+func TestFixedBugSeed3894(t *testing.T) {
 	c := faultScenario(2894)
 	c.Hosts = 5
 	r := Run(c, 3894)
@@ -124,12 +121,21 @@ func TestKnownBugSeed3894(t *testing.T) {
 // holder, no start after 2m26 s. Six more seeds of the fault probe at 20-40
 // hosts with 10% loss (SIM_LOSS=0.1 SIM_HOSTS=20: 1091, 1331, 1541, 1686,
 // 1753, 1959) and 11 with every fault at once do the same.
+//
+// Partly fixed: claim backoffs now use a host's real place in the order
+// (counting the hosts it passed over), so hosts that all passed over
+// everyone ahead no longer back off alike. Over fault seeds 1000-1059 at
+// 10% loss the runs that should complete and did not went from 6 to 1
+// (1016); this seed still stalls with every waiting host's eligBefore at 0,
+// its budget 1 (min healthy 28 of 30), claims refused as held. Not fixed:
+// the rule that passes over hosts needs a bound on how often it fires
+// while no host can start at all.
 func TestKnownBugSeed1178SkipCollapse(t *testing.T) {
-	skipKnownBug(t, "P2: passing over stalled hosts collapses the order into a duel that never ends")
+	skipKnownBug(t, "P2 at 10% loss: passing over stalled hosts again and again leaves every waiting host first; their claims refuse each other")
 	c := faultScenario(178)
 	c.Hosts, c.Loss = 30, 0.1
 	r := Run(c, 1178)
 	if len(r.Violations) > 0 || !r.Completed {
-		t.Errorf("seed 1178: completed %v, violations %v, faults %v", r.Completed, r.Violations, r.Faults)
+		t.Errorf("seed 1178: completed %v (expected %v) after %s, violations %v, faults %v", r.Completed, r.Expected, r.RolloutTime, r.Violations, r.Faults)
 	}
 }
