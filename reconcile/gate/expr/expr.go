@@ -120,6 +120,9 @@ func Parse(src string) (*Expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.bad(); err != nil {
+		return nil, err
+	}
 	if p.tok.kind != tEOF {
 		return nil, p.errf("unexpected %s after a complete condition", p.tok.describe())
 	}
