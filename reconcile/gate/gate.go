@@ -11,6 +11,7 @@
 package gate
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -257,7 +258,11 @@ func (e *Evaluator) client(t manifest.TLS) (Doer, error) {
 
 // do sends req, bounded by the gate's timeout, and reads at most max bytes
 // of the answer. A transport error is described for a person.
-func (e *Evaluator) do(ctx context.Context, g manifest.Gate, t manifest.TLS, req *http.Request, max int64) (*http.Response, []byte, error) {
+//
+// Secrets are redacted from the body at once, before any part of it can be
+// cut into a message: an excerpt cut in the middle of a secret would
+// otherwise leak its start (a server that echoes headers does that).
+func (e *Evaluator) do(ctx context.Context, g manifest.Gate, t manifest.TLS, req *http.Request, max int64, secrets []string) (*http.Response, []byte, error) {
 	c, err := e.client(t)
 	if err != nil {
 		return nil, nil, err
@@ -288,6 +293,11 @@ func (e *Evaluator) do(ctx context.Context, g manifest.Gate, t manifest.TLS, req
 	}
 	if int64(len(body)) > max {
 		return resp, nil, fmt.Errorf("the answer is larger than %d bytes", max)
+	}
+	for _, sec := range secrets {
+		if sec != "" {
+			body = bytes.ReplaceAll(body, []byte(sec), []byte("[redacted]"))
+		}
 	}
 	return resp, body, nil
 }

@@ -34,7 +34,7 @@ func (e *Evaluator) httpCheck(ctx context.Context, g manifest.Gate, vars Vars, s
 		s.Reason = "http: " + err.Error()
 		return secrets
 	}
-	resp, body, err := e.do(ctx, g, c.Auth.TLS, req, maxHTTPBody)
+	resp, body, err := e.do(ctx, g, c.Auth.TLS, req, maxHTTPBody, secrets)
 	if resp != nil {
 		s.Status = resp.StatusCode
 		s.Values = []Value{{Labels: "{status}", V: float64(resp.StatusCode)}}

@@ -80,7 +80,7 @@ func (e *Evaluator) prometheus(ctx context.Context, g manifest.Gate, vars Vars, 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	resp, body, err := e.do(ctx, g, c.Auth.TLS, req, maxPromBody)
+	resp, body, err := e.do(ctx, g, c.Auth.TLS, req, maxPromBody, secrets)
 	if resp != nil {
 		s.Status = resp.StatusCode
 	}
