@@ -385,7 +385,7 @@ func redact(s *Sample, secrets []string) {
 // formatLabels formats a series' labels as PromQL would select them.
 func formatLabels(m map[string]string) string {
 	if len(m) == 0 {
-		return "{}"
+		return "" // an aggregate without labels reads as its value alone
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
