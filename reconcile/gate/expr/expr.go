@@ -294,7 +294,14 @@ func (p *parser) next() {
 		msg := fmt.Sprintf("unexpected character %q", r)
 		switch c {
 		case '=':
-			msg += " (compare with ==)"
+			switch {
+			case strings.HasPrefix(p.src[start:], "=>"):
+				msg += " (greater or equal is >=)"
+			case strings.HasPrefix(p.src[start:], "=<"):
+				msg += " (less or equal is <=)"
+			default:
+				msg += " (compare with ==)"
+			}
 		case '&':
 			msg += " (and is &&)"
 		case '|':

@@ -89,6 +89,8 @@ func TestParseErrors(t *testing.T) {
 		{"result <", 9, "ends too early"},
 		{"result < 0.01 &&", 17, "ends too early"},
 		{"result = 1", 8, "compare with =="},
+		{"result => 1", 8, "greater or equal is >="},
+		{"result =< 1", 8, "less or equal is <="},
 		{"result < 1 & result > 0", 12, "and is &&"},
 		{"result < 1 | result > 0", 12, "or is ||"},
 		{"result < 1 and result > 0", 12, "unexpected"},
