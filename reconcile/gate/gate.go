@@ -140,7 +140,8 @@ type osFiles struct{}
 func (osFiles) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
 
 // Evaluator takes samples. The zero value is ready: real HTTP, files from
-// disk, the wall clock.
+// disk, the wall clock. It keeps no state between samples and is safe for
+// concurrent use (when Client, Files and Now are).
 type Evaluator struct {
 	// Client returns the HTTP client for a check's TLS settings. nil: a
 	// fresh client per sample (so a rotated CA file takes effect), which

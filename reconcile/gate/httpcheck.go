@@ -37,7 +37,7 @@ func (e *Evaluator) httpCheck(ctx context.Context, g manifest.Gate, vars Vars, s
 	resp, body, err := e.do(ctx, g, c.Auth.TLS, req, maxHTTPBody, secrets)
 	if resp != nil {
 		s.Status = resp.StatusCode
-		s.Values = []Value{{Labels: "{status}", V: float64(resp.StatusCode)}}
+		s.Values = []Value{{V: float64(resp.StatusCode)}} // an HTTP check's value is its status
 	}
 	if err != nil {
 		s.Result, s.Err = Inconclusive, err.Error()

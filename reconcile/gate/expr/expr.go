@@ -601,8 +601,10 @@ func (p *parser) parseAtom(depth int) (int32, error) {
 			msg = "not is written !"
 		case "nan", "inf", "infinity":
 			msg = fmt.Sprintf("%s is not accepted: a NaN result is no data (the gate's no_data policy judges it)", t.text)
-		case "results", "resutl", "reslut", "value", "rsult", "resul":
+		case "result", "results", "resutl", "reslut", "value", "rsult", "resul", "reult", "resullt":
 			msg += `; did you mean "result"?`
+		case "all", "any":
+			msg += fmt.Sprintf("; did you mean %q?", strings.ToLower(t.text))
 		}
 		return 0, p.errf("%s", msg)
 	case tEOF:

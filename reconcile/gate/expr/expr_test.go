@@ -100,6 +100,8 @@ func TestParseErrors(t *testing.T) {
 		{"result < -", 10, "not a number"},
 		{"reslt < 1", 1, `unknown name "reslt"`},
 		{"results < 1", 1, `did you mean "result"?`},
+		{"Result < 1", 1, `did you mean "result"?`},
+		{"ALL(result < 1)", 1, `did you mean "all"?`},
 		{"result < NaN", 10, "no data"},
 		{"(result < 1", 12, "expected ) to close the ( at column 1"},
 		{"result < 1)", 11, "unexpected \")\""},
