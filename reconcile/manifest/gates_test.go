@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -297,4 +298,29 @@ func FuzzGates(f *testing.F) {
 			t.Fatalf("round trip differs:\n%s", Format(m))
 		}
 	})
+}
+
+// TestExampleManifestsRoundTrip: every example manifest parses, and Format
+// writes it back to an equal value (drover push writes manifests with
+// Format).
+func TestExampleManifestsRoundTrip(t *testing.T) {
+	files, err := filepath.Glob("../../deploy-examples/manifests/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example manifests: %v", err)
+	}
+	gates := 0
+	for _, f := range files {
+		m, err := Load(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		gates += len(m.Deployment.Gates)
+		m2, err := Parse("formatted", Format(m))
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("%s: round trip: %v\n%s", f, err, Format(m))
+		}
+	}
+	if gates == 0 {
+		t.Fatal("no example manifest has gates")
+	}
 }
