@@ -92,6 +92,15 @@ func expand(s string, vars map[string]string, escape func(string) string) (strin
 	}
 }
 
+// required reports a missing key of what, unless a misspelt key was
+// already taken for it (one message for one mistake).
+func (p *parser) required(line int, what, key, hint string) {
+	if p.meant[what+"."+key] {
+		return
+	}
+	p.addf(line, "%s.%s is required%s", what, key, hint)
+}
+
 // fields is mapping with each field's key made its full path
 // (deployment.gates[0].interval), so that messages name the field.
 func (p *parser) fields(n *yaml.Node, what string, known ...string) map[string]field {
@@ -139,14 +148,12 @@ var gateKeys = []string{"name", "when", "prometheus", "http", "success", "failur
 func (p *parser) gate(n *yaml.Node, what string, strategy Strategy) (Gate, bool) {
 	before := len(p.problems)
 	g := Gate{}
-	unknown := p.unknown
 	fields := p.fields(n, what, gateKeys...)
 	if fields == nil {
 		return g, false
 	}
-	misspelt := p.unknown > unknown // then a missing key is likely misspelt: say that only
 	if f, ok := fields["name"]; !ok {
-		p.addf(n.Line, "%s: name is required", what)
+		p.required(n.Line, what, "name", "")
 	} else if v, ok := p.str(f); ok {
 		if !gateNameRE.MatchString(v) {
 			p.addf(f.line, "%s %q: use 1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit", f.key, v)
@@ -202,7 +209,8 @@ func (p *parser) gate(n *yaml.Node, what string, strategy Strategy) (Gate, bool)
 			}
 		}
 	}
-	if hasProm && !hasHTTP && !misspelt && fields["success"].value == nil && fields["failure"].value == nil {
+	if hasProm && !hasHTTP && !p.meant[what+".success"] && !p.meant[what+".failure"] &&
+		fields["success"].value == nil && fields["failure"].value == nil {
 		p.addf(n.Line, "%s: a prometheus gate needs success or failure (or both), for example success: result < 0.01", what)
 	}
 
@@ -262,12 +270,12 @@ func (p *parser) prometheus(f field) *PrometheusCheck {
 		return c
 	}
 	if uf, ok := fields["url"]; !ok {
-		p.addf(f.line, "%s.url is required (the Prometheus server, for example http://prometheus:9090)", f.key)
+		p.required(f.line, f.key, "url", " (the Prometheus server, for example http://prometheus:9090)")
 	} else {
 		c.URL = p.checkURL(uf)
 	}
 	if qf, ok := fields["query"]; !ok {
-		p.addf(f.line, "%s.query is required (a PromQL expression)", f.key)
+		p.required(f.line, f.key, "query", " (a PromQL expression)")
 	} else if v, ok := p.str(qf); ok {
 		switch {
 		case strings.TrimSpace(v) == "":
@@ -293,7 +301,7 @@ func (p *parser) httpCheck(f field) *HTTPCheck {
 		return c
 	}
 	if uf, ok := fields["url"]; !ok {
-		p.addf(f.line, "%s.url is required", f.key)
+		p.required(f.line, f.key, "url", "")
 	} else {
 		c.URL = p.checkURL(uf)
 	}
@@ -396,7 +404,7 @@ func (p *parser) auth(fields map[string]field, rawURL string) Auth {
 		bf := p.fields(f.value, f.key, "username", "password_file")
 		if bf != nil {
 			if uf, ok := bf["username"]; !ok {
-				p.addf(f.line, "%s.username is required", f.key)
+				p.required(f.line, f.key, "username", "")
 			} else if v, ok := p.str(uf); ok {
 				if v == "" || strings.ContainsAny(v, ":\x00\r\n") {
 					p.addf(uf.line, "%s: must not be empty or hold ':' or control characters", uf.key)
@@ -404,7 +412,7 @@ func (p *parser) auth(fields map[string]field, rawURL string) Auth {
 				ba.Username = v
 			}
 			if pf, ok := bf["password_file"]; !ok {
-				p.addf(f.line, "%s.password_file is required (a file holding the password; passwords are never written in a manifest)", f.key)
+				p.required(f.line, f.key, "password_file", " (a file holding the password; passwords are never written in a manifest)")
 			} else {
 				ba.PasswordFile = p.absFile(pf)
 			}

@@ -154,13 +154,15 @@ func TestGatesInvalid(t *testing.T) {
 		{"not a list", "    name: x\n", []string{"m.yaml:8: deployment.gates must be a list"}},
 		{"misspelt keys", "    - name: g\n      prometheus: {url: 'http://p:9090', qeury: up}\n      sucess: result < 1\n      intreval: 5s\n", []string{
 			`m.yaml:10: deployment.gates[0].prometheus: unknown key "qeury"; did you mean "query"?`,
-			`m.yaml:10: deployment.gates[0].prometheus.query is required`,
 			`m.yaml:11: deployment.gates[0]: unknown key "sucess"; did you mean "success"?`,
 			`m.yaml:12: deployment.gates[0]: unknown key "intreval"; did you mean "interval"?`}},
+		{"misspelt name and url", "    - nmae: g\n      http: {ulr: 'http://h/'}\n", []string{
+			`m.yaml:9: deployment.gates[0]: unknown key "nmae"; did you mean "name"?`,
+			`m.yaml:10: deployment.gates[0].http: unknown key "ulr"; did you mean "url"?`}},
 		{"both checks", "    - name: g\n" + prom + "      http: {url: 'http://h/'}\n      success: result < 1\n", []string{
 			"m.yaml:11: deployment.gates[0]: give either prometheus or http, not both"}},
 		{"neither check, no name", "    - interval: 5s\n", []string{
-			"m.yaml:9: deployment.gates[0]: name is required", "m.yaml:9: deployment.gates[0]: give one of prometheus"}},
+			"m.yaml:9: deployment.gates[0].name is required", "m.yaml:9: deployment.gates[0]: give one of prometheus"}},
 		{"bad condition with column", "    - name: g\n" + prom + "      success: result < 0.01 & result > 0\n      failure: result > 5%\n", []string{
 			`m.yaml:11: deployment.gates[0].success "result < 0.01 & result > 0": column 15: unexpected character '&' (and is &&)`,
 			`m.yaml:12: deployment.gates[0].failure "result > 5%": column 10:`}},

@@ -89,7 +89,8 @@ var (
 type parser struct {
 	file     string
 	problems []Problem
-	unknown  int // unknown keys seen so far
+	unknown  int             // unknown keys seen so far
+	meant    map[string]bool // "what.key" for each key a misspelt one was taken for
 }
 
 func (p *parser) addf(line int, format string, args ...any) {
@@ -192,6 +193,10 @@ func (p *parser) mapping(n *yaml.Node, what string, known ...string) map[string]
 		if !ok {
 			p.unknown++
 			if s := suggest(k.Value, known); s != "" {
+				if p.meant == nil {
+					p.meant = map[string]bool{}
+				}
+				p.meant[what+"."+s] = true
 				p.addf(k.Line, "%s: unknown key %q; did you mean %q?", what, k.Value, s)
 			} else {
 				p.addf(k.Line, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
