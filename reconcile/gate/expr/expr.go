@@ -306,6 +306,8 @@ func (p *parser) next() {
 			msg += " (and is &&)"
 		case '|':
 			msg += " (or is ||)"
+		case '*', '/':
+			msg += " (arithmetic belongs in the query; a condition compares numbers)"
 		}
 		p.tok = token{kind: tBad, text: msg, col: col}
 	}
@@ -348,7 +350,11 @@ func (p *parser) lexNumber(col int) {
 	text := s[p.pos:i]
 	if digits == 0 {
 		p.pos = max(i, p.pos+1)
-		p.tok = token{kind: tBad, text: fmt.Sprintf("%q is not a number", s[col-1:p.pos]), col: col}
+		msg := fmt.Sprintf("%q is not a number", s[col-1:p.pos])
+		if s[col-1] == '-' || s[col-1] == '+' {
+			msg += " (arithmetic belongs in the query; a condition compares numbers)"
+		}
+		p.tok = token{kind: tBad, text: msg, col: col}
 		return
 	}
 	if i < len(s) && (isIdent(s[i], false) || s[i] == '.') {

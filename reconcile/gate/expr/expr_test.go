@@ -98,6 +98,8 @@ func TestParseErrors(t *testing.T) {
 		{"result < 1x", 10, `"1x" is not a number`},
 		{"result < 1.2.3", 10, "not a number"},
 		{"result < -", 10, "not a number"},
+		{"result - 1 < 0", 8, "arithmetic belongs in the query"},
+		{"result * 100 < 1", 8, "arithmetic belongs in the query"},
 		{"reslt < 1", 1, `unknown name "reslt"`},
 		{"results < 1", 1, `did you mean "result"?`},
 		{"Result < 1", 1, `did you mean "result"?`},
