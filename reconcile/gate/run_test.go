@@ -215,3 +215,54 @@ func TestRunnerCancel(t *testing.T) {
 		t.Fatalf("%d samples taken", len(sampler.asked))
 	}
 }
+
+// FuzzRun checks Run's rules over arbitrary sample sequences: a pass needs
+// count samples and a passing last one, a fail failure_limit consecutive
+// failures, and a gate with a count always decides within
+// count + failure_limit × inconclusive_limit samples (the longest run of
+// samples that neither pass nor reach a limit is F·I − 1).
+func FuzzRun(f *testing.F) {
+	f.Add(uint8(3), uint8(2), uint8(3), []byte{0, 1, 1, 2, 0, 0})
+	f.Add(uint8(0), uint8(1), uint8(1), []byte{0, 0, 2})
+	f.Add(uint8(1), uint8(4), uint8(4), []byte{1, 2, 2, 2, 1, 2, 2, 2, 1, 2, 2, 2, 1})
+	f.Fuzz(func(t *testing.T, count, fl, il uint8, seq []byte) {
+		g := gateFor(int(count%20), int(fl%10)+1, int(il%10)+1)
+		r := NewRun(g, t0)
+		var failStreak int
+		for i, b := range seq {
+			res := []Result{Pass, Fail, Inconclusive}[int(b)%3]
+			switch res {
+			case Pass:
+				failStreak = 0
+			case Fail:
+				failStreak++
+			}
+			v := r.Record(Sample{Result: res, At: r.Due()})
+			n := i + 1
+			switch v {
+			case VerdictPass:
+				if res != Pass || n < g.Count || g.Count == 0 {
+					t.Fatalf("passed at sample %d (%s), count %d", n, res, g.Count)
+				}
+			case VerdictFail:
+				if res != Fail || failStreak < g.FailureLimit {
+					t.Fatalf("failed at sample %d with a failure streak of %d < %d", n, failStreak, g.FailureLimit)
+				}
+			case VerdictInconclusive:
+				if res != Inconclusive {
+					t.Fatalf("inconclusive on a %s sample", res)
+				}
+			case VerdictPending:
+				if g.Count > 0 && n >= g.Count+g.FailureLimit*g.InconclusiveLimit {
+					t.Fatalf("no verdict after %d samples (count %d, limits %d, %d)", n, g.Count, g.FailureLimit, g.InconclusiveLimit)
+				}
+			}
+			if v != VerdictPending {
+				if r.Taken() != n {
+					t.Fatalf("taken %d, want %d", r.Taken(), n)
+				}
+				return
+			}
+		}
+	})
+}
