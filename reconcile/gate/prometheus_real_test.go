@@ -196,6 +196,35 @@ func TestRealPrometheus(t *testing.T) {
 		t.Logf("%s", s)
 	})
 
+	t.Run("a gate from a manifest", func(t *testing.T) {
+		yml := fmt.Sprintf(`version: 1
+application: web
+deployment:
+  strategy: canary
+  canary: 1
+  batch: 1
+  gates:
+    - name: error-rate
+      prometheus:
+        url: %s
+        query: %s
+        basic_auth: {username: drover, password_file: %s}
+      success: result < 0.01
+      failure: result >= 0.05
+`, prom.url, strconv.Quote(errorRate), pwFile)
+		m, err := manifest.Parse("manifest.yaml", []byte(yml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := m.Deployment.Gates[0]
+		if g.When != manifest.WhenBake || g.NoData != manifest.NoDataFail {
+			t.Fatalf("defaults: %+v", g)
+		}
+		if s := ev.Evaluate(context.Background(), g, vars); s.Result != Pass {
+			t.Fatalf("got %s", s)
+		}
+	})
+
 	t.Run("no data follows no_data", func(t *testing.T) {
 		for _, pol := range []struct {
 			p    manifest.NoData
