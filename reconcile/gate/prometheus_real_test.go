@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
@@ -69,21 +68,25 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// promPassword is the password of user drover on the test Prometheus, and
+// promPasswordHash its bcrypt hash (cost 4) for Prometheus' web config.
+const (
+	promPassword     = "real-pr0m-pass"
+	promPasswordHash = "$2a$04$I0PkcFz2LngjWibQ5F3qAOPKSNuH9SEcHUSsfrjYFNKyG6qiJ3u9C"
+)
+
 // startPrometheus starts Prometheus on a free loopback port scraping
-// target every second, with basic auth for user drover / password.
-func startPrometheus(t *testing.T, target, password string) *promServer {
+// target every second, with basic auth for user drover / promPassword.
+func startPrometheus(t *testing.T, target string) *promServer {
+	password := promPassword
 	t.Helper()
 	if _, err := os.Stat(promBinary); err != nil {
 		t.Skipf("needs Debian's prometheus package (%s): apt-get install prometheus; .ci/run installs it", promBinary)
 	}
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"+
 		"scrape_configs:\n  - job_name: app\n    static_configs: [{targets: [%q]}]\n", strings.TrimPrefix(target, "http://"))
-	web := fmt.Sprintf("basic_auth_users:\n  drover: %q\n", hash)
+	web := fmt.Sprintf("basic_auth_users:\n  drover: %q\n", promPasswordHash)
 	for name, body := range map[string]string{"prometheus.yml": cfg, "web.yml": web} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -155,9 +158,9 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 }
 
 func TestRealPrometheus(t *testing.T) {
-	const password = "real-pr0m-pass"
+	const password = promPassword
 	app := newTestApp(t)
-	prom := startPrometheus(t, app.srv.URL, password)
+	prom := startPrometheus(t, app.srv.URL)
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "password")
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
