@@ -151,7 +151,7 @@ type Evaluator struct {
 	Now    func() time.Time // nil: time.Now
 }
 
-// maxBody bounds what is read of an answer.
+// maxPromBody and maxHTTPBody bound what is read of an answer.
 const (
 	maxPromBody = 8 << 20
 	maxHTTPBody = 1 << 20
