@@ -1,12 +1,14 @@
 package gate
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -225,7 +227,9 @@ func TestCredentialsNeverShown(t *testing.T) {
 		if s.Result == Pass {
 			t.Fatalf("a 500 passed: %+v", s)
 		}
-		all := fmt.Sprintf("%+v %s %#v", s, s, s)
+		var logged bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logged, nil)).Info("gate sample", "sample", s)
+		all := fmt.Sprintf("%+v %s %#v %s", s, s, s, logged.String())
 		// Not even a part of one (an excerpt cut inside a secret once
 		// leaked its start): no 6 bytes of any secret.
 		for _, sec := range []string{token, password, base64.StdEncoding.EncodeToString([]byte("drover:" + password))} {
@@ -342,6 +346,23 @@ func TestSampleString(t *testing.T) {
 	vs := []Value{{`{a="1"}`, 1}, {`{a="2"}`, 2}, {`{a="3"}`, 3}}
 	if got := FormatValues(vs, 2); got != `{a="1"} 1, {a="2"} 2 and 1 more` {
 		t.Fatal(got)
+	}
+}
+
+func TestSampleLogValue(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	s := Sample{Gate: "err-rate", Result: Fail, Values: []Value{{V: 0.2}}, Query: `sum(x{a="b"})`,
+		URL: "http://p/api/v1/query", Status: 200, Reason: "result 0.2 meets failure result > 0.1", Took: 12 * time.Millisecond}
+	log.Warn("gate sample", "app", "web", "sample", s)
+	want := `level=WARN msg="gate sample" app=web sample.gate=err-rate sample.result=fail sample.value=0.2 sample.query="sum(x{a=\"b\"})" sample.url=http://p/api/v1/query sample.status=200 sample.reason="result 0.2 meets failure result > 0.1" sample.took=12ms` + "\n"
+	if buf.String() != want {
+		t.Fatalf("got  %s\nwant %s", buf.String(), want)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -88,6 +89,36 @@ func (s Sample) String() string {
 	}
 	return b.String()
 }
+
+// LogValue makes a sample a log/slog group: gate, result, value, query,
+// url, status, reason, error, took. Like every field of a sample it holds
+// no credential.
+//
+//	log.Info("gate sample", "sample", s)
+func (s Sample) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("gate", s.Gate),
+		slog.String("result", s.Result.String()),
+	}
+	if len(s.Values) > 0 {
+		attrs = append(attrs, slog.String("value", FormatValues(s.Values, 5)))
+	}
+	if s.NoData {
+		attrs = append(attrs, slog.Bool("no_data", true))
+	}
+	attrs = append(attrs, slog.String("query", s.Query), slog.String("url", s.URL))
+	if s.Status != 0 {
+		attrs = append(attrs, slog.Int("status", s.Status))
+	}
+	attrs = append(attrs, slog.String("reason", s.Reason))
+	if s.Err != "" {
+		attrs = append(attrs, slog.String("error", s.Err))
+	}
+	attrs = append(attrs, slog.Duration("took", s.Took))
+	return slog.GroupValue(attrs...)
+}
+
+var _ slog.LogValuer = Sample{}
 
 // FormatValues formats values for a message: "0.0123" for one unlabelled
 // value, "{host="a"} 0.1, {host="b"} 0.2" for series (at most max, then
