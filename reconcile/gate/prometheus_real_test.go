@@ -102,6 +102,8 @@ func startPrometheus(t *testing.T, target string) *promServer {
 		"--web.listen-address="+addr,
 		"--log.level=warn")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	// Prometheus dies with the test binary, even one killed by a timeout.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)
 	}
