@@ -288,9 +288,12 @@ deployment:
 			v, why, err := rn.Run(ctx, g, vars)
 			done <- out{v, why, err}
 		}()
-		// Healthy first: one passing sample.
-		if s := <-samples; s.Result != Pass {
-			t.Fatalf("first sample: %s", s)
+		// Healthy first: a passing sample (an inconclusive one, a timeout
+		// on a loaded machine, is let by).
+		for s := <-samples; s.Result != Pass; s = <-samples {
+			if s.Result == Fail {
+				t.Fatalf("a healthy sample failed: %s", s)
+			}
 		}
 		bad := time.Now()
 		app.requests.WithLabelValues("web", "500").Add(20) // 20/120 ≈ 0.17
