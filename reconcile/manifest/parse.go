@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,8 @@ var (
 type parser struct {
 	file     string
 	problems []Problem
+	unknown  int             // unknown keys seen so far
+	meant    map[string]bool // "what.key" for each key a misspelt one was taken for
 }
 
 func (p *parser) addf(line int, format string, args ...any) {
@@ -121,6 +124,8 @@ func Parse(name string, data []byte) (*Manifest, error) {
 	}
 	m := p.manifest(&doc)
 	if len(p.problems) > 0 {
+		// In the order of the file; problems of one line keep the order found.
+		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
 		return nil, &Error{Problems: p.problems}
 	}
 	return m, nil
@@ -186,7 +191,16 @@ func (p *parser) mapping(n *yaml.Node, what string, known ...string) map[string]
 			}
 		}
 		if !ok {
-			p.addf(k.Line, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
+			p.unknown++
+			if s := suggest(k.Value, known); s != "" {
+				if p.meant == nil {
+					p.meant = map[string]bool{}
+				}
+				p.meant[what+"."+s] = true
+				p.addf(k.Line, "%s: unknown key %q; did you mean %q?", what, k.Value, s)
+			} else {
+				p.addf(k.Line, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
+			}
 			continue
 		}
 		out[k.Value] = field{key: k.Value, line: k.Line, value: v}
@@ -376,7 +390,7 @@ func checkRelPath(v string, allowDot bool) string {
 func (p *parser) deployment(df field) Deployment {
 	d := Deployment{Strategy: OneAtATime, Rollback: RollbackOnFailure}
 	fields := p.mapping(df.value, "deployment", "strategy", "batch", "canary", "bake",
-		"minimum_healthy", "rollback", "ignore_application_stop_failures", "paused")
+		"minimum_healthy", "rollback", "ignore_application_stop_failures", "paused", "gates")
 	if fields == nil {
 		return d
 	}
@@ -440,6 +454,9 @@ func (p *parser) deployment(df field) Deployment {
 	}
 	if f, ok := fields["paused"]; ok {
 		d.Paused, _ = p.boolean(f)
+	}
+	if f, ok := fields["gates"]; ok {
+		p.gates(f, &d)
 	}
 	return d
 }

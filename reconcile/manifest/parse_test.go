@@ -174,6 +174,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\napplication: a\nbundle: {key: k, sha256: " + strings.Repeat("0", 64) + "}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("version: 1\napplication: &a b\nrevision: *a\n"))
+	f.Add([]byte(gatesFull))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse("f.yaml", data)
 		if err != nil {

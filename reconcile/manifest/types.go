@@ -2,7 +2,11 @@
 // (manifest.yaml, DESIGN.md §6).
 package manifest
 
-import "time"
+import (
+	"time"
+
+	"github.com/drover-dev/drover/reconcile/gate/expr"
+)
 
 // FileName is the manifest's name in a git path, an S3 prefix or a directory.
 const FileName = "manifest.yaml"
@@ -72,4 +76,93 @@ type Deployment struct {
 	Rollback                      Rollback
 	IgnoreApplicationStopFailures bool
 	Paused                        bool
+	Gates                         []Gate // health gates, in manifest order (issue 13)
+}
+
+// When says at which point of a rollout a gate is evaluated.
+type When string
+
+// The points of a rollout a gate can judge.
+const (
+	WhenBake       When = "bake"       // canary: during the bake, after the canary step succeeded
+	WhenBatch      When = "batch"      // after each step (batch) of hosts finished
+	WhenHost       When = "host"       // after each host finished
+	WhenContinuous When = "continuous" // all the time while the rollout runs
+)
+
+// NoData is what a Prometheus gate makes of a query that returns nothing
+// (an empty vector, or only NaN).
+type NoData string
+
+// The no_data policies.
+const (
+	NoDataFail         NoData = "fail"
+	NoDataInconclusive NoData = "inconclusive"
+	NoDataPass         NoData = "pass"
+)
+
+// Gate defaults (README, "Health gates").
+const (
+	DefaultGateInterval          = 30 * time.Second
+	DefaultGateTimeout           = 10 * time.Second // or the interval, when shorter
+	DefaultGateCount             = 1
+	DefaultGateFailureLimit      = 1
+	DefaultGateInconclusiveLimit = 3
+)
+
+// Gate is one health check of a rollout (issue 13): exactly one of
+// Prometheus and HTTP is set. All defaults are resolved by Parse.
+type Gate struct {
+	Name              string
+	When              When
+	Prometheus        *PrometheusCheck
+	HTTP              *HTTPCheck
+	Success           *expr.Expr // Prometheus only; nil when not given
+	Failure           *expr.Expr // Prometheus only; nil when not given
+	Interval          time.Duration
+	Timeout           time.Duration // per sample; at most Interval
+	InitialDelay      time.Duration // before the first sample
+	Count             int           // samples to take; 0 for continuous gates
+	FailureLimit      int           // consecutive failed samples that fail the gate
+	InconclusiveLimit int           // consecutive inconclusive samples that make it inconclusive
+	NoData            NoData        // Prometheus only; "" for HTTP
+}
+
+// PrometheusCheck is an instant query against Prometheus' HTTP API.
+// URL and Query may hold the templates {{app}}, {{group}}, {{host}} and
+// {{revision}}.
+type PrometheusCheck struct {
+	URL   string // base URL of the server: /api/v1/query is appended
+	Query string // PromQL
+	Auth  Auth
+}
+
+// HTTPCheck is a GET whose status and body judge the sample. URL and
+// ExpectBody may hold templates.
+type HTTPCheck struct {
+	URL              string
+	ExpectStatus     []int  // any of these passes; default 200
+	ExpectBody       string // substring the body must contain; "" for none
+	ExpectBodyRegexp string // RE2 the body must match; "" for none
+	Auth             Auth
+}
+
+// Auth is how a check authenticates and verifies the server. Secrets are
+// files, read when a sample is taken, on the host taking it.
+type Auth struct {
+	BearerTokenFile string
+	BasicAuth       *BasicAuth
+	TLS             TLS
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username     string
+	PasswordFile string
+}
+
+// TLS configures verification of an https server.
+type TLS struct {
+	CAFile             string // PEM; default: the system roots
+	InsecureSkipVerify bool
 }
