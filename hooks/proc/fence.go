@@ -90,14 +90,18 @@ func (f *Fence) remove(p *process) {
 
 // fenceLine is the watchdog's arm command: "f DEADLINE GRACE", the
 // deadline in centiseconds of CLOCK_BOOTTIME (what /proc/uptime shows),
-// rounded down, and the grace in seconds as sleep(1) takes it.
+// rounded up, and the grace in seconds as sleep(1) takes it.
 func fenceLine(deadline time.Time, grace time.Duration, now time.Time) (string, error) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		return "", fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
 	}
 	boot := time.Duration(ts.Nano())
-	at := max(boot+deadline.Sub(now), 0) / (10 * time.Millisecond)
+	// Rounded up: /proc/uptime is truncated to centiseconds, so a deadline
+	// rounded down would let the watchdog fire up to 10 ms before the
+	// fence, and the agent would then read the kill as the script's own
+	// failure (it found the fence not passed yet).
+	at := (max(boot+deadline.Sub(now), 0) + 10*time.Millisecond - 1) / (10 * time.Millisecond)
 	cs := (grace + 10*time.Millisecond - 1) / (10 * time.Millisecond)
 	return fmt.Sprintf("f %d %d.%02d\n", at, cs/100, cs%100), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/internal/testenv/systemdtest"
+	"golang.org/x/sys/unix"
 )
 
 // The fence tests need an agent that is really stopped (SIGSTOP) while its
@@ -279,5 +280,34 @@ sleep 300
 				t.Fatalf("stopped after %v: the kill used Spec.KillGrace, not the fence's grace", res.Duration)
 			}
 		})
+	}
+}
+
+// TestFenceLineNeverEarly: the watchdog compares /proc/uptime, truncated to
+// centiseconds, with the deadline it is given, so the deadline must be
+// rounded up: rounded down, the watchdog killed a script up to 10 ms before
+// the fence, and the agent read that as the script's own failure.
+func TestFenceLineNeverEarly(t *testing.T) {
+	for _, off := range []time.Duration{0, time.Millisecond, 9 * time.Millisecond, 10 * time.Millisecond, 1234567 * time.Microsecond} {
+		now := time.Now()
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+			t.Fatal(err)
+		}
+		line, err := fenceLine(now.Add(off), 150*time.Millisecond, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs int64
+		var grace string
+		if _, err := fmt.Sscanf(line, "f %d %s\n", &cs, &grace); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if at := time.Duration(cs) * 10 * time.Millisecond; at < time.Duration(ts.Nano())+off {
+			t.Errorf("offset %v: deadline %v is before the fence %v", off, at, time.Duration(ts.Nano())+off)
+		}
+		if grace != "0.15" {
+			t.Errorf("grace %q, want 0.15", grace)
+		}
 	}
 }

@@ -129,6 +129,7 @@ type Node struct {
 	retries   int
 
 	freshFails     int           // a fresh host's failed slotless installs in a row
+	aborts         int           // lifecycles of the target attempt stopped because their lease lapsed
 	freshNotBefore time.Duration // and when it may try again
 
 	prop           *proposal
@@ -300,6 +301,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 	if changed {
 		n.tgt = t
 		n.bakeFrom = 0
+		n.aborts = 0
 		n.failed = map[string]bool{}
 		for _, p := range n.peers {
 			p.skipped = false
@@ -416,12 +418,27 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 			r.Phase = PhaseRollbackFailed
 		}
 	default:
-		if ok && !run.aborted {
+		// A lapsed lease (the host was cut off from the voters, or its
+		// agent stopped) is what an unreachable waiting host is (DESIGN
+		// §8): not the revision's failure. The host takes its turn again,
+		// up to maxAborts times per attempt; then it counts as failed, so
+		// that a host that can never keep a lease does not loop for ever.
+		lapsed := run.aborted || n.claim != nil && now >= n.claim.holdUntil()
+		switch {
+		case ok && !lapsed:
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Phase = PhaseSucceeded
-		} else {
+		case lapsed && n.aborts < maxAborts:
+			n.aborts++
+			r.Phase = PhaseWaiting
+			r.Result = fmt.Sprintf("aborted: slot lease lost; will take its turn again (%d of %d)", n.aborts, maxAborts)
+			if result != "" {
+				r.Result += ": " + result
+			}
+			n.notBefore = max(n.notBefore, now+n.t.Lease) // let the cut or the pause settle
+		default:
 			r.Phase = PhaseFailed
-			if run.aborted && result == "" {
+			if lapsed && result == "" {
 				r.Result = "aborted: slot lease lost"
 			}
 		}
@@ -435,6 +452,10 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	n.writeRow(now)
 	n.evaluate(now)
 }
+
+// maxAborts is how many times a host whose lease lapsed mid-lifecycle takes
+// its turn again for one attempt before it counts as failed.
+const maxAborts = 3
 
 // Receive feeds a message from a peer.
 func (n *Node) Receive(now time.Duration, m Message) { n.ReceiveRef(now, &m) }

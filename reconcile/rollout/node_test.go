@@ -3,6 +3,7 @@ package rollout
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -597,7 +598,9 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 	for _, e := range out.Send {
 		released = released || e.Msg.Kind == KindRelease
 	}
-	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseFailed {
+	// A lapsed lease is not the revision's failure: the host takes its
+	// turn again (waiting), and says why.
+	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseWaiting || !strings.Contains(n.Row().Result, "lease lost") {
 		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claim != nil, n.Row())
 	}
 }
@@ -762,4 +765,48 @@ func TestDeadPeersSlotIsFreedWhicheverCameFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLapsedLeaseRetriesThenFails: a host whose lease lapses mid-lifecycle
+// (cut off from the voters) takes its turn again instead of failing the
+// rollout; after maxAborts lapses in one attempt it counts as failed, and
+// a one-at-a-time rollout halts.
+func TestLapsedLeaseRetriesThenFails(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	lapses := map[string]int{}
+	for round := 0; round < 3*(maxAborts+1); round++ {
+		var h string
+		for deadline := w.now + time.Minute; h == "" && w.now < deadline; w.advance(100 * time.Millisecond) {
+			for name := range w.running {
+				h = name
+			}
+		}
+		if h == "" {
+			t.Fatalf("round %d: nobody started; lapses %v", round, lapses)
+		}
+		// Cut it off until its lease lapses: the Node aborts, the net
+		// reports the end, and it is waiting again, or failed.
+		w.cut[h] = true
+		for deadline := w.now + time.Minute; w.nodes[h].Row().Phase == PhaseRunning && w.now < deadline; {
+			w.advance(100 * time.Millisecond)
+		}
+		delete(w.cut, h)
+		lapses[h]++
+		r := w.nodes[h].Row()
+		if lapses[h] <= maxAborts {
+			if r.Phase != PhaseWaiting || !strings.Contains(r.Result, "lease lost") {
+				t.Fatalf("lapse %d of %s: row %+v, want waiting to go again", lapses[h], h, r)
+			}
+			if w.nodes[h].halted() {
+				t.Fatalf("lapse %d of %s halted the rollout", lapses[h], h)
+			}
+			continue
+		}
+		if r.Phase != PhaseFailed {
+			t.Fatalf("after %d lapses %s is %s, want failed", lapses[h], h, r.Phase)
+		}
+		return
+	}
+	t.Fatalf("no host failed after %d lapses: %v", maxAborts+1, lapses)
 }
