@@ -55,4 +55,9 @@ func TestFleetCLIWithBrokenConfig(t *testing.T) {
 	if r.code != 0 || r.stderr != "" {
 		t.Errorf("drover status --socket: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// config check tells the whole story and fails.
+	r = drover(t, nil, "config", "check", a.cfg)
+	if r.code != 1 || !strings.Contains(r.stdout, `unknown key "poll_intervall"`) {
+		t.Errorf("drover config check: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

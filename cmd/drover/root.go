@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newAgentCmd(g),
 		newDemoCmd(g),
 		newValidateCmd(),
+		newConfigCmd(g),
 		newDeployLocalCmd(g),
 		newPushCmd(g),
 		newSimulateCmd(g),
