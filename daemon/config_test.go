@@ -121,7 +121,11 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(goodConfig))
 	f.Add([]byte("node: {name: x}\n"))
 	f.Add([]byte("applications:\n  - name: a\n    source: {git: {url: 'ssh://git@x/y'}}\n"))
+	f.Add([]byte("api: {socket: /run/x.sock}\nnode: [\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if s := RawSocket(data); s != "" && !strings.HasPrefix(s, "/") {
+			t.Fatalf("RawSocket = %q, not an absolute path", s)
+		}
 		c, err := ParseConfig("f.yaml", data)
 		if err != nil {
 			var ce *ConfigError
