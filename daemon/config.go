@@ -298,6 +298,8 @@ func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth
 			return false
 		}
 		known := yamlKeys(t)
+		v.outer = append(v.outer, outerMapping{path: path, t: t})
+		defer func() { v.outer = v.outer[:len(v.outer)-1] }()
 		v.mapping(n, t, path, depth, budget, func(key *yaml.Node, val *yaml.Node) (keep bool) {
 			f, ok := yamlField(t, key.Value)
 			if !ok {
@@ -305,7 +307,7 @@ func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth
 					v.bad[joinPath(path, s)] = true // so that it is not also reported missing
 					v.add(&v.problems, path, key.Line, "unknown key %q; did you mean %q?", key.Value, s)
 				} else {
-					v.add(&v.problems, path, key.Line, "unknown key %q (known: %s)", key.Value, strings.Join(known, ", "))
+					v.add(&v.problems, path, key.Line, "unknown key %q (known: %s)%s", key.Value, strings.Join(known, ", "), v.misplaced(key.Value))
 				}
 				return false
 			}
@@ -340,6 +342,22 @@ func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth
 		}
 	}
 	return true
+}
+
+// misplaced says where key belongs when it is a key of a mapping that
+// holds the current one, the nearest first: a line indented too far.
+func (v *validator) misplaced(key string) string {
+	for i := len(v.outer) - 2; i >= 0; i-- {
+		o := v.outer[i]
+		if _, ok := yamlField(o.t, key); !ok {
+			continue
+		}
+		if o.path == "" {
+			return fmt.Sprintf("; %s is a top-level key: check the indentation", key)
+		}
+		return fmt.Sprintf("; %s is a key of %s: check the indentation", key, o.path)
+	}
+	return ""
 }
 
 // shapeChild checks the value of one key; a value that does not fit is
@@ -553,6 +571,14 @@ type validator struct {
 	// (or that a misspelt key was taken for); validation leaves them, and
 	// the fields under and above them, alone.
 	bad map[string]bool
+	// outer are the mappings shape is in, outermost first.
+	outer []outerMapping
+}
+
+// outerMapping is a mapping of Go type t at field path path.
+type outerMapping struct {
+	path string
+	t    reflect.Type
 }
 
 // problem is one FILE:LINE: field: message line and its line, to sort by.

@@ -283,6 +283,21 @@ applications:
 			`drover.yaml:17: applications[5].group: missing: the node group that deploys it`,
 			`drover.yaml:17: applications[5].source: missing: want one of git, s3 or dir`,
 		}},
+		{"a key indented too far", `cluster: {encrypt_key_file: /k}
+applications:
+  - name: a
+    group: g
+    source:
+      dir: /a
+      poll_interval: 10s
+  - name: b
+    group: g
+    source: {dir: /b}
+    systemd: off
+`, []string{
+			`drover.yaml:7: applications[0].source: unknown key "poll_interval" (known: git, s3, dir); poll_interval is a key of applications[0]: check the indentation`,
+			`drover.yaml:11: applications[1]: unknown key "systemd" (known: name, group, poll_interval, source); systemd is a top-level key: check the indentation`,
+		}},
 		{"top level not a mapping", "- node\n- cluster\n", []string{
 			`drover.yaml:1: want a mapping (keys: node, cluster, api, systemd, applications), found a list`,
 		}},
