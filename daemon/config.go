@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -135,30 +136,42 @@ type S3SourceConfig struct {
 // Duration is a time.Duration written as "30s", "2m".
 type Duration time.Duration
 
-// UnmarshalYAML reads a Go duration string.
+// UnmarshalYAML reads a Go duration string. Its errors are *yaml.TypeError,
+// so that the decoder goes on and reports the other problems too.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration such as 30s or 2m", n.Line)
+	if n.Kind != yaml.ScalarNode || n.Decode(&s) != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as 30s or 2m, found %s", n.Line, describeNode(n))}}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration such as 30s or 2m", n.Line, s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration such as 30s or 2m", n.Line, s)}}
 	}
 	*d = Duration(v)
 	return nil
 }
 
 // ConfigError lists every problem of a configuration file, one
-// FILE:LINE: message each.
+// FILE:LINE: field: message each, in the order of their lines.
 type ConfigError struct {
 	Problems []string
+	// Warnings are the warnings of the parts that could be checked.
+	Warnings []string
 }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
 // LoadConfig reads, decodes strictly, defaults and validates a file.
 func LoadConfig(path string) (*Config, error) {
+	data, err := ReadConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ReadConfigFile reads a configuration file, bounded in size.
+func ReadConfigFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -171,39 +184,48 @@ func LoadConfig(path string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("config %s is larger than %d bytes", path, maxConfigSize)
 	}
-	return ParseConfig(path, data)
+	return data, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`^\s*(?:yaml: )?line (\d+): (.*)$`)
 
 // ParseConfig decodes and validates configuration text; name is used in
-// messages.
+// messages. It reports every problem it finds, not only the first: the
+// shape of the YAML tree is checked against Config first (unknown keys,
+// wrong types, bad durations), the parts that fit are decoded, and the
+// result is validated, leaving out fields that already have a problem.
 func ParseConfig(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &ConfigError{Problems: yamlProblems(name, err)}
 	}
+	v := &validator{file: name, root: &root, bad: map[string]bool{}}
 	cfg := &Config{}
-	if len(bytes.TrimSpace(data)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, &ConfigError{Problems: yamlProblems(name, err)}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		budget := maxShapeNodes
+		if v.shape(doc, reflect.TypeFor[Config](), "", doc.Line, 0, &budget) {
+			// shape replaced what does not fit by zero values and
+			// dropped unknown and repeated keys, so what is left decodes.
+			if err := doc.Decode(cfg); err != nil {
+				for _, p := range yamlProblems(name, err) {
+					v.problems = append(v.problems, problem{line: 0, text: p})
+				}
+			}
 		}
 	}
 	cfg.Path = name
-	v := &validator{file: name, root: &root}
 	cfg.applyDefaults()
 	v.check(cfg)
 	if len(v.problems) > 0 {
-		return nil, &ConfigError{Problems: v.problems}
+		return nil, &ConfigError{Problems: v.sorted(v.problems), Warnings: v.sorted(v.warnings)}
 	}
-	cfg.Warnings = v.warnings
+	cfg.Warnings = v.sorted(v.warnings)
 	return cfg, nil
 }
 
-// yamlProblems turns yaml.v3's errors ("line 3: field foo not found in
-// type daemon.NodeConfig") into FILE:LINE: message lines.
+// yamlProblems turns yaml.v3's errors ("yaml: line 3: did not find
+// expected key") into FILE:LINE: message lines.
 func yamlProblems(file string, err error) []string {
 	var out []string
 	var te *yaml.TypeError
@@ -214,21 +236,299 @@ func yamlProblems(file string, err error) []string {
 	for _, m := range msgs {
 		m = strings.TrimPrefix(m, "yaml: ")
 		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
-			out = append(out, fmt.Sprintf("%s:%s: %s", file, sm[1], friendlyYAML(sm[2])))
+			out = append(out, fmt.Sprintf("%s:%s: not valid YAML: %s", file, sm[1], sm[2]))
 		} else {
-			out = append(out, fmt.Sprintf("%s: %s", file, friendlyYAML(m)))
+			out = append(out, fmt.Sprintf("%s: not valid YAML: %s", file, m))
 		}
 	}
 	return out
 }
 
-var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+// maxShapeNodes bounds the nodes shape visits, following aliases, so that
+// a file of nested aliases cannot make it run for ever; maxShapeDepth
+// bounds the nesting (an anchor can hold an alias of itself).
+const (
+	maxShapeNodes = 100000
+	maxShapeDepth = 32
+)
 
-func friendlyYAML(m string) string {
-	if sm := unknownFieldRE.FindStringSubmatch(m); sm != nil {
-		return fmt.Sprintf("unknown key %q", sm[1])
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// shape checks node n against the Go type t that it decodes into, at the
+// field path path (line is the line of its key), the way the strict
+// decoder would, but records each problem with its field path and goes on.
+// It drops unknown and repeated keys from mappings; it returns false when
+// n itself does not fit t, and the caller replaces it by a null.
+func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth int, budget *int) bool {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < maxShapeDepth; i++ {
+		n = n.Alias
 	}
-	return m
+	*budget--
+	if *budget < 0 || depth > maxShapeDepth || n.Kind == yaml.AliasNode {
+		if *budget == -1 || depth == maxShapeDepth+1 {
+			v.shapeFail(path, line, "too deeply nested, or too many aliases")
+		}
+		return false
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return true // decodes as the zero value, which defaults fill in
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			msg := err.Error()
+			var te *yaml.TypeError
+			if errors.As(err, &te) && len(te.Errors) > 0 {
+				msg = te.Errors[0]
+			}
+			if sm := yamlLineRE.FindStringSubmatch(msg); sm != nil {
+				msg = sm[2]
+			}
+			v.shapeFail(path, line, "%s", msg)
+			return false
+		}
+		return true
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			v.shapeFail(path, line, "want a mapping (keys: %s), found %s", strings.Join(yamlKeys(t), ", "), describeNode(n))
+			return false
+		}
+		known := yamlKeys(t)
+		v.outer = append(v.outer, outerMapping{path: path, t: t})
+		defer func() { v.outer = v.outer[:len(v.outer)-1] }()
+		v.mapping(n, t, path, depth, budget, func(key *yaml.Node, val *yaml.Node) (keep bool) {
+			f, ok := yamlField(t, key.Value)
+			if !ok {
+				if s := suggest(key.Value, known); s != "" {
+					v.bad[joinPath(path, s)] = true // so that it is not also reported missing
+					v.add(&v.problems, path, key.Line, "unknown key %q; did you mean %q?", key.Value, s)
+				} else {
+					v.add(&v.problems, path, key.Line, "unknown key %q (known: %s)%s", key.Value, strings.Join(known, ", "), v.misplaced(key.Value))
+				}
+				return false
+			}
+			return v.shapeChild(key, val, f.Type, joinPath(path, key.Value), depth, budget)
+		})
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			v.shapeFail(path, line, "want a mapping, found %s", describeNode(n))
+			return false
+		}
+		v.mapping(n, t, path, depth, budget, func(key *yaml.Node, val *yaml.Node) bool {
+			return v.shapeChild(key, val, t.Elem(), joinPath(path, key.Value), depth, budget)
+		})
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			v.shapeFail(path, line, "want a list, found %s", describeNode(n))
+			return false
+		}
+		for i, e := range n.Content {
+			if !v.shape(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), e.Line, depth+1, budget) {
+				n.Content[i] = zeroNode(t.Elem(), e)
+			}
+		}
+	default:
+		want := map[reflect.Kind]string{reflect.String: "a string", reflect.Int: "a whole number", reflect.Bool: "true or false"}[t.Kind()]
+		if want == "" {
+			want = "a " + t.Kind().String()
+		}
+		if n.Kind != yaml.ScalarNode || n.Decode(reflect.New(t).Interface()) != nil {
+			v.shapeFail(path, line, "want %s, found %s", want, describeNode(n))
+			return false
+		}
+	}
+	return true
+}
+
+// misplaced says where key belongs when it is a key of a mapping that
+// holds the current one, the nearest first: a line indented too far.
+func (v *validator) misplaced(key string) string {
+	for i := len(v.outer) - 2; i >= 0; i-- {
+		o := v.outer[i]
+		if _, ok := yamlField(o.t, key); !ok {
+			continue
+		}
+		if o.path == "" {
+			return fmt.Sprintf("; %s is a top-level key: check the indentation", key)
+		}
+		return fmt.Sprintf("; %s is a key of %s: check the indentation", key, o.path)
+	}
+	return ""
+}
+
+// shapeChild checks the value of one key; a value that does not fit is
+// replaced by a null, so the rest of the file still decodes.
+func (v *validator) shapeChild(key, val *yaml.Node, t reflect.Type, path string, depth int, budget *int) bool {
+	if !v.shape(val, t, path, key.Line, depth+1, budget) {
+		*val = *nullNode(val)
+	}
+	return true
+}
+
+// mapping calls each for every key of n, of type t, once, reporting keys
+// that are not names and repeated keys, and keeps the pairs each returns
+// true for. The mappings merged in with << are checked as t too.
+func (v *validator) mapping(n *yaml.Node, t reflect.Type, path string, depth int, budget *int, each func(key, val *yaml.Node) bool) {
+	seen := map[string]int{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		switch {
+		case key.Kind != yaml.ScalarNode:
+			v.add(&v.problems, path, key.Line, "a key must be a name, found %s", describeNode(key))
+		case key.Tag == "!!merge":
+			m := val
+			for j := 0; m.Kind == yaml.AliasNode && m.Alias != nil && j < maxShapeDepth; j++ {
+				m = m.Alias
+			}
+			ok := true
+			if m.Kind == yaml.SequenceNode {
+				for _, e := range m.Content {
+					ok = v.shape(e, t, path, key.Line, depth+1, budget) && ok
+				}
+			} else {
+				ok = v.shape(m, t, path, key.Line, depth+1, budget)
+			}
+			if ok {
+				kept = append(kept, key, val)
+			}
+		default:
+			if first, dup := seen[key.Value]; dup {
+				v.add(&v.problems, joinPath(path, key.Value), key.Line, "repeated key (first at line %d)", first)
+				continue
+			}
+			seen[key.Value] = key.Line
+			if each(key, val) {
+				kept = append(kept, key, val)
+			}
+		}
+	}
+	n.Content = kept
+}
+
+// shapeFail records a problem found by shape and marks its field, so that
+// validation does not report it again.
+func (v *validator) shapeFail(field string, line int, format string, args ...any) {
+	v.bad[field] = true
+	v.add(&v.problems, field, line, format, args...)
+}
+
+// zeroNode is a node of the zero value of t, at the place of n: the
+// decoder leaves nulls out of lists, which would shift the indexes of the
+// elements after them.
+func zeroNode(t reflect.Type, n *yaml.Node) *yaml.Node {
+	z := &yaml.Node{}
+	if err := z.Encode(reflect.Zero(t).Interface()); err != nil {
+		return nullNode(n)
+	}
+	z.Line, z.Column = n.Line, n.Column
+	return z
+}
+
+func nullNode(n *yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// describeNode says what a node is, for "want X, found Y".
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if len(n.Value) > 40 {
+		return fmt.Sprintf("%q...", n.Value[:40])
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+// yamlKeys lists the keys of a struct type in field order.
+func yamlKeys(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		if k := yamlKey(f); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func yamlField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if yamlKey(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func yamlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if k == "-" || !f.IsExported() {
+		return ""
+	}
+	if k == "" {
+		k = strings.ToLower(f.Name)
+	}
+	return k
+}
+
+// suggest returns the candidate closest to s when it is close enough to be
+// a likely typo, else "".
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if strings.EqualFold(s, c) {
+			return c
+		}
+		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(c)/2 {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// levenshtein returns the edit distance of a and b, counting a swap of two
+// neighbours as one edit (bytes; the inputs are short keys).
+func levenshtein(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func (c *Config) applyDefaults() {
@@ -265,16 +565,47 @@ func (c *Config) applyDefaults() {
 type validator struct {
 	file     string
 	root     *yaml.Node
-	problems []string
-	warnings []string
+	problems []problem
+	warnings []problem
+	// bad holds the field paths that already have a problem from shape
+	// (or that a misspelt key was taken for); validation leaves them, and
+	// the fields under and above them, alone.
+	bad map[string]bool
+	// outer are the mappings shape is in, outermost first.
+	outer []outerMapping
+}
+
+// outerMapping is a mapping of Go type t at field path path.
+type outerMapping struct {
+	path string
+	t    reflect.Type
+}
+
+// problem is one FILE:LINE: field: message line and its line, to sort by.
+type problem struct {
+	line int
+	text string
 }
 
 // line finds the line of a key path such as "applications", 2, "source".
 // It returns the line of the deepest part that exists.
 func (v *validator) line(path ...any) int {
+	l, _ := v.find(path...)
+	return l
+}
+
+// has reports whether the file has the key path.
+func (v *validator) has(path ...any) bool {
+	_, n := v.find(path...)
+	return n != nil
+}
+
+// find returns the node at a key path, or nil, and the line of the
+// deepest part of the path that exists.
+func (v *validator) find(path ...any) (line int, node *yaml.Node) {
 	n := v.root
 	if n == nil || len(n.Content) == 0 {
-		return 1
+		return 1, nil
 	}
 	n = n.Content[0]
 	best := n.Line
@@ -298,19 +629,61 @@ func (v *validator) line(path ...any) int {
 			}
 		}
 		if next == nil {
-			return best
+			return best, nil
 		}
 		n = next
 	}
-	return best
+	return best, n
 }
 
 func (v *validator) fail(field string, line int, format string, args ...any) {
-	v.problems = append(v.problems, fmt.Sprintf("%s:%d: %s: %s", v.file, line, field, fmt.Sprintf(format, args...)))
+	if v.covered(field) {
+		return
+	}
+	v.add(&v.problems, field, line, format, args...)
 }
 
 func (v *validator) warn(field string, line int, format string, args ...any) {
-	v.warnings = append(v.warnings, fmt.Sprintf("%s:%d: %s: %s", v.file, line, field, fmt.Sprintf(format, args...)))
+	if v.covered(field) {
+		return
+	}
+	v.add(&v.warnings, field, line, format, args...)
+}
+
+func (v *validator) add(to *[]problem, field string, line int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	*to = append(*to, problem{line: line, text: fmt.Sprintf("%s:%d: %s", v.file, line, msg)})
+}
+
+// covered reports whether field, a field under it or a field above it
+// already has a problem from shape: its value there is a null, not what
+// the file says.
+func (v *validator) covered(field string) bool {
+	for b := range v.bad {
+		if b == field || under(field, b) || under(b, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether field path p is inside field path parent.
+func under(p, parent string) bool {
+	return parent == "" || (strings.HasPrefix(p, parent) && len(p) > len(parent) && (p[len(parent)] == '.' || p[len(parent)] == '['))
+}
+
+// sorted returns the texts in the order of their lines, problems of the
+// same line in the order found.
+func (v *validator) sorted(ps []problem) []string {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].line < ps[j].line })
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.text
+	}
+	return out
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -400,20 +773,28 @@ func portOf(hostport string) (int, error) {
 
 func (v *validator) checkApp(i int, a *AppConfig, names map[string]int, groups map[string]bool) {
 	f := func(s string) string { return fmt.Sprintf("applications[%d].%s", i, s) }
+	app := a.Name
+	if app == "" {
+		app = "it"
+	}
 	ln := func(p ...any) int { return v.line(append([]any{"applications", i}, p...)...) }
-	if !nameRE.MatchString(a.Name) {
+	if a.Name == "" {
+		v.fail(f("name"), ln("name"), "missing")
+	} else if !nameRE.MatchString(a.Name) {
 		v.fail(f("name"), ln("name"), "%q: want letters, digits, '.', '-' and '_', starting with a letter or digit", a.Name)
 	} else if prev, dup := names[a.Name]; dup {
 		v.fail(f("name"), ln("name"), "%q is already the name of applications[%d]", a.Name, prev)
 	} else {
 		names[a.Name] = i
 	}
-	if !nameRE.MatchString(a.Group) {
+	if a.Group == "" {
+		v.fail(f("group"), ln("group"), "missing: the node group that deploys %s", app)
+	} else if !nameRE.MatchString(a.Group) {
 		v.fail(f("group"), ln("group"), "%q: want letters, digits, '.', '-' and '_'", a.Group)
 	}
 	a.Active = groups[a.Group]
 	if !a.Active && a.Group != "" {
-		v.warn(f("group"), ln("group"), "%q is not one of node.groups, so this host does not deploy %s", a.Group, a.Name)
+		v.warn(f("group"), ln("group"), "%q is not one of node.groups, so this host does not deploy %s", a.Group, app)
 	}
 	if time.Duration(a.PollInterval) < time.Second {
 		v.fail(f("poll_interval"), ln("poll_interval"), "%s is shorter than 1s", time.Duration(a.PollInterval))
@@ -428,7 +809,11 @@ func (v *validator) checkApp(i int, a *AppConfig, names map[string]int, groups m
 	if a.Source.Dir != "" {
 		set++
 	}
-	if set != 1 {
+	switch {
+	case set == 0 && !v.has("applications", i, "source"):
+		v.fail(f("source"), ln("source"), "missing: want one of git, s3 or dir")
+		return
+	case set != 1:
 		v.fail(f("source"), ln("source"), "want exactly one of git, s3 or dir, found %d", set)
 		return
 	}
@@ -489,4 +874,20 @@ func redactURLError(err error) string {
 		return ue.Err.Error()
 	}
 	return "malformed"
+}
+
+// RawSocket returns api.socket from configuration text that does not load,
+// when the YAML can be read that far and the value is an absolute path;
+// else "". The command line uses it to reach the agent whatever else is
+// wrong with the file.
+func RawSocket(data []byte) string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return ""
+	}
+	_, n := (&validator{root: &root}).find("api", "socket")
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!str" || !filepath.IsAbs(n.Value) {
+		return ""
+	}
+	return filepath.Clean(n.Value)
 }

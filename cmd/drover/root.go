@@ -17,6 +17,9 @@ type globalFlags struct {
 	logLevel  string
 	logFormat string
 	socket    string
+	// root is the command these flags belong to: socketPath warns on its
+	// stderr and asks it whether --config was given.
+	root *cobra.Command
 }
 
 func newRootCmd() *cobra.Command {
@@ -28,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	g.root = root
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", "/etc/drover/drover.yaml", "configuration file")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -39,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newAgentCmd(g),
 		newDemoCmd(g),
 		newValidateCmd(),
+		newConfigCmd(g),
 		newDeployLocalCmd(g),
 		newPushCmd(g),
 		newSimulateCmd(g),

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,22 +13,6 @@ import (
 
 	"github.com/drover-dev/drover/daemon"
 )
-
-// socketPath is the API socket: --socket, else api.socket of the config
-// file when it can be read, else the default.
-func (g *globalFlags) socketPath() (string, error) {
-	if g.socket != "" {
-		return g.socket, nil
-	}
-	cfg, err := daemon.LoadConfig(g.config)
-	if err == nil {
-		return cfg.API.Socket, nil
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return daemon.DefaultSocket, nil
-	}
-	return "", err
-}
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
 	var asJSON bool
