@@ -494,7 +494,9 @@ func (f *fleet) startFleetOpts(n int, transport bool, p rollout.MemberlistParams
 			f.t.Fatalf("%s: %v", h.name, err)
 		}
 	}
-	waitFor(f.t, "every host to see every other alive", 20*time.Second, func() bool {
+	// 60 s: with 50 ms probe timeouts a loaded machine makes memberlist
+	// flap for a while (hosts refute being dead); a quiet one takes < 1 s.
+	waitFor(f.t, "every host to see every other alive", 60*time.Second, func() bool {
 		for _, h := range hs {
 			if aliveCount(h.c) != n {
 				return false
