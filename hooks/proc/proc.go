@@ -677,10 +677,11 @@ func (p *process) abort() {
 func (p *process) ended() bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
 	if err != nil {
-		return errors.Is(err, os.ErrNotExist)
+		// Gone (ENOENT), or being reaped while we read (ESRCH).
+		return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 	}
 	st, _, ok := parseStat(b)
-	return ok && st == 'Z'
+	return ok && (st == 'Z' || st == 'X')
 }
 
 func (p *process) killGroup() {
