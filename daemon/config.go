@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"github.com/drover-dev/drover/internal/suggest"
 	"io"
 	"net"
 	"net/url"
@@ -303,7 +304,7 @@ func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth
 		v.mapping(n, t, path, depth, budget, func(key *yaml.Node, val *yaml.Node) (keep bool) {
 			f, ok := yamlField(t, key.Value)
 			if !ok {
-				if s := suggest(key.Value, known); s != "" {
+				if s := suggest.Closest(key.Value, known); s != "" {
 					v.bad[joinPath(path, s)] = true // so that it is not also reported missing
 					v.add(&v.problems, path, key.Line, "unknown key %q; did you mean %q?", key.Value, s)
 				} else {
@@ -485,50 +486,6 @@ func yamlKey(f reflect.StructField) string {
 		k = strings.ToLower(f.Name)
 	}
 	return k
-}
-
-// suggest returns the candidate closest to s when it is close enough to be
-// a likely typo, else "".
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if strings.EqualFold(s, c) {
-			return c
-		}
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(c)/2 {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// levenshtein returns the edit distance of a and b, counting a swap of two
-// neighbours as one edit (bytes; the inputs are short keys).
-func levenshtein(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 func (c *Config) applyDefaults() {

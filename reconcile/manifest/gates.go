@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"github.com/drover-dev/drover/internal/suggest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -75,7 +76,7 @@ func expand(s string, vars map[string]string, escape func(string) string) (strin
 		}
 		if !known {
 			msg := fmt.Sprintf("unknown template {{%s}}", name)
-			if sg := suggest(name, TemplateVars); sg != "" {
+			if sg := suggest.Closest(name, TemplateVars); sg != "" {
 				msg += fmt.Sprintf("; did you mean {{%s}}?", sg)
 			} else {
 				msg += " (known: {{" + strings.Join(TemplateVars, "}}, {{") + "}})"
@@ -498,53 +499,9 @@ func (p *parser) enum(f field, values ...string) (string, bool) {
 		}
 	}
 	msg := fmt.Sprintf("%s %q: want %s", f.key, v, strings.Join(values, ", "))
-	if s := suggest(v, values); s != "" {
+	if s := suggest.Closest(v, values); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
 	p.addf(f.line, "%s", msg)
 	return "", false
-}
-
-// suggest returns the candidate closest to s when it is close enough to be
-// a likely typo, else "".
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if strings.EqualFold(s, c) {
-			return c
-		}
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(c)/2 {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// levenshtein returns the edit distance of a and b, counting a swap of two
-// neighbours as one edit (bytes; the inputs are short keys).
-func levenshtein(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }

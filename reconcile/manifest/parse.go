@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/drover-dev/drover/internal/suggest"
 	"io"
 	"os"
 	"path"
@@ -192,7 +193,7 @@ func (p *parser) mapping(n *yaml.Node, what string, known ...string) map[string]
 		}
 		if !ok {
 			p.unknown++
-			if s := suggest(k.Value, known); s != "" {
+			if s := suggest.Closest(k.Value, known); s != "" {
 				if p.meant == nil {
 					p.meant = map[string]bool{}
 				}
