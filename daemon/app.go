@@ -30,6 +30,9 @@ type fleet interface {
 	Status() []rollout.HostStatus
 	Paused() bool
 	Timing() rollout.Timing
+	// Voters and ForceRemove serve `drover members` and member removal.
+	Voters() rollout.Roster
+	ForceRemove(host string)
 	Close()
 }
 

@@ -7,9 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/drover-dev/drover/gossip"
-	"github.com/drover-dev/drover/reconcile/rollout"
 )
 
 // Members is the membership as one agent sees it: the gossip members and,
@@ -43,16 +40,6 @@ type RosterHost struct {
 // ErrRefused says a request was understood and refused: the agent says why.
 var ErrRefused = errors.New("refused")
 
-// rosterEditor is what member removal needs from an application's fleet
-// (gossip.App has it).
-type rosterEditor interface {
-	Voters() rollout.Roster
-	ForceRemove(host string)
-	Status() []rollout.HostStatus
-}
-
-var _ rosterEditor = (*gossip.App)(nil)
-
 // Members returns the gossip members and every application's roster.
 func (a *Agent) Members() Members {
 	a.mu.Lock()
@@ -68,15 +55,13 @@ func (a *Agent) Members() Members {
 	}
 	sort.Slice(m.Members, func(i, j int) bool { return m.Members[i].Name < m.Members[j].Name })
 	for _, ap := range apps {
-		if re, ok := ap.fleet.(rosterEditor); ok {
-			m.Apps = append(m.Apps, appRoster(ap.cfg.Name, ap.cfg.Group, re))
-		}
+		m.Apps = append(m.Apps, appRoster(ap.cfg.Name, ap.cfg.Group, ap.fleet))
 	}
 	sort.Slice(m.Apps, func(i, j int) bool { return m.Apps[i].App < m.Apps[j].App })
 	return m
 }
 
-func appRoster(name, group string, re rosterEditor) AppRoster {
+func appRoster(name, group string, re fleet) AppRoster {
 	r := re.Voters()
 	ar := AppRoster{App: name, Group: group, Epoch: r.Epoch, Voters: slices.Clone(r.Members)}
 	if ar.Voters == nil {
@@ -105,16 +90,14 @@ func (a *Agent) RemoveMember(_ context.Context, host, appName string) ([]AppRost
 	self := a.cfg.Node.Name
 	type target struct {
 		ap *app
-		re rosterEditor
+		re fleet
 	}
 	var targets []target
 	for name, h := range a.apps {
 		if appName != "" && name != appName {
 			continue
 		}
-		if re, ok := h.app.fleet.(rosterEditor); ok {
-			targets = append(targets, target{h.app, re})
-		}
+		targets = append(targets, target{h.app, h.app.fleet})
 	}
 	a.mu.Unlock()
 	if appName != "" && len(targets) == 0 {
