@@ -393,7 +393,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	run := n.run
 	n.run = nil
 	r := &n.self.row
-	r.Event, r.Result = "", result
+	r.Event, r.Result = "", ClipString(result, MaxString)
 	switch {
 	case run.slotless:
 		if ok {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
@@ -809,4 +810,38 @@ func TestLapsedLeaseRetriesThenFails(t *testing.T) {
 		return
 	}
 	t.Fatalf("no host failed after %d lapses: %v", maxAborts+1, lapses)
+}
+
+// TestLongResultStaysDecodable: a failure whose message is longer than a
+// wire string may be (the output of a failed script, a long path) is cut
+// to MaxString on a UTF-8 boundary, so that the host's row still decodes
+// everywhere else and its failure shows on every host.
+func TestLongResultStaysDecodable(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	var h string
+	var d Decision
+	for h, d = range w.running {
+	}
+	long := "ValidateService failed: " + strings.Repeat("é", 300)
+	delete(w.running, h)
+	w.nodes[h].Finished(w.now, d.Deployment, false, long)
+	seen := false
+	for _, m := range w.nodes[h].LocalState() {
+		if m.Kind != KindRow || m.Row.Host != h {
+			continue
+		}
+		seen = true
+		got, err := Decode(Encode(&m))
+		if err != nil {
+			t.Fatalf("the failed host's row does not decode: %v", err)
+		}
+		if r := got.Row.Result; len(r) > MaxString || !utf8.ValidString(r) || !strings.HasPrefix(r, "ValidateService failed: é") || !strings.HasSuffix(r, "…") {
+			t.Errorf("result on the wire: %d bytes %q", len(r), r)
+		}
+	}
+	if !seen {
+		t.Fatal("no row of the failed host in its state")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Wire limits (gossip/PROTOCOL.md §8).
@@ -14,6 +15,21 @@ const (
 	MaxMessage  = 64 << 10
 	wireVersion = 1
 )
+
+// ClipString cuts s to at most max bytes on a UTF-8 boundary, ending it with
+// "…" when cut: a row's strings travel with a length limit (MaxString), and
+// a result longer than that would make the row undecodable everywhere else.
+func ClipString(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ell = "…"
+	cut := max - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
+}
 
 // ErrMalformed is returned (wrapped) for any message that cannot be decoded.
 var ErrMalformed = errors.New("malformed rollout message")
