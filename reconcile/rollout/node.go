@@ -42,6 +42,17 @@ type peer struct {
 	// skipped: passed over in the order for the current target; it had
 	// its turn and did not start (SkipAfter). Cleared when its row moves.
 	skipped bool
+	// stage and changed: the row's (revision, attempt, phase, event) and
+	// when this node saw it change, for status ("AfterInstall for 40s").
+	stage   stageKey
+	changed time.Duration
+}
+
+type stageKey struct {
+	rev     string
+	attempt uint32
+	phase   Phase
+	event   string
 }
 
 // contrib is a peer's contribution to the Node's counters, so that one row
@@ -688,6 +699,9 @@ func (n *Node) apply(p *peer, c contrib, d int) {
 
 // update recounts one peer's contribution.
 func (n *Node) update(p *peer, now time.Duration) {
+	if k := (stageKey{p.row.Revision, p.row.Attempt, p.row.Phase, p.row.Event}); k != p.stage {
+		p.stage, p.changed = k, now
+	}
 	c := n.contribOf(p, now)
 	n.apply(p, p.c, -1)
 	n.apply(p, c, +1)
@@ -1021,6 +1035,12 @@ type HostStatus struct {
 	Row
 	Reach  Reach
 	Member bool
+	// Deployment is the ID of the deployment the row is about (the same on
+	// every host of a rollout; see RowDeployment), "" for an idle row.
+	Deployment string
+	// Since is when this node saw the row's revision, phase or event
+	// change (on its clock: an agent restarted since counts from then).
+	Since time.Duration
 }
 
 // Status returns every known row, sorted by host.
@@ -1028,7 +1048,7 @@ func (n *Node) Status() []HostStatus {
 	out := make([]HostStatus, 0, len(n.peers))
 	for _, p := range n.peers {
 		if p.hasRow {
-			out = append(out, HostStatus{Row: p.row, Reach: p.reach, Member: p.member})
+			out = append(out, HostStatus{Row: p.row, Reach: p.reach, Member: p.member, Deployment: n.RowDeployment(p.row), Since: p.changed})
 		}
 	}
 	slices.SortFunc(out, func(a, b HostStatus) int {
@@ -1041,6 +1061,32 @@ func (n *Node) Status() []HostStatus {
 		return 0
 	})
 	return out
+}
+
+// RowDeployment is the ID of the deployment a row is about, as startRun
+// names it on that host: the target's for a forward run, the revision
+// rolled back to for a rollback (the target's previous revision when the
+// target was installed, else the one installed), "" for an idle row or a
+// fresh host's own install. It assumes the row's host holds this node's
+// roster lineage, which every host of a rollout does.
+func (n *Node) RowDeployment(r Row) string {
+	if r.Revision == "" || r.Phase == PhaseIdle {
+		return ""
+	}
+	rev := r.Revision
+	switch r.Phase {
+	case PhaseRollingBack, PhaseRollbackFailed:
+		rev = r.Installed
+		if r.Installed == r.Revision {
+			rev = r.Previous
+		}
+	case PhaseRolledBack:
+		rev = r.Installed
+	}
+	if rev == "" {
+		return ""
+	}
+	return DeploymentID(n.st.Roster.Lineage, n.cfg.App, n.cfg.Group, rev, r.Attempt)
 }
 
 // LocalState is the node's full state for memberlist's push-pull: every row

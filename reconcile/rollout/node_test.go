@@ -845,3 +845,65 @@ func TestLongResultStaysDecodable(t *testing.T) {
 		t.Fatal("no row of the failed host in its state")
 	}
 }
+
+// TestStatusNamesEveryRunsDeployment: every host's status names each
+// running host's deployment with the ID that host's decision carries,
+// forward and rollback, and says since when it runs its event.
+func TestStatusNamesEveryRunsDeployment(t *testing.T) {
+	w := newNet(t, 4, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	checked, rollbacks := 0, 0
+	check := func() {
+		t.Helper()
+		for h, d := range w.running {
+			if d.Rollback {
+				rollbacks++
+			}
+			for _, o := range w.names {
+				for _, hs := range w.nodes[o].Status() {
+					if hs.Host != h {
+						continue
+					}
+					checked++
+					if hs.Deployment != d.Deployment {
+						t.Errorf("%s's status of %s (rollback %v, row %+v): deployment %q, want %q", o, h, d.Rollback, hs.Row, hs.Deployment, d.Deployment)
+					}
+					if hs.Since > w.now {
+						t.Errorf("%s's status of %s: since %v, after now %v", o, h, hs.Since, w.now)
+					}
+				}
+			}
+		}
+	}
+	w.advance(time.Second)
+	check()
+	for h, d := range w.running {
+		at := w.now
+		w.nodes[h].Progress(at, d.Deployment, "AfterInstall")
+		w.flush()
+		w.advance(500 * time.Millisecond)
+		for _, o := range w.names {
+			for _, hs := range w.nodes[o].Status() {
+				if hs.Host == h && (hs.Event != "AfterInstall" || hs.Since != at) {
+					t.Errorf("%s's status of %s: %s since %v, want AfterInstall since %v", o, h, hs.Event, hs.Since, at)
+				}
+			}
+		}
+		w.finish(h, true)
+	}
+	w.advance(time.Second)
+	check()
+	for h := range w.running {
+		w.finish(h, false) // halts: both hosts on r2 roll back
+	}
+	for i := 0; i < 2; i++ {
+		w.advance(time.Second)
+		check()
+		for h := range w.running {
+			w.finish(h, true)
+		}
+	}
+	if checked == 0 || rollbacks == 0 {
+		t.Fatalf("checked %d rows, %d rollbacks: the scenario did not run", checked, rollbacks)
+	}
+}
