@@ -113,7 +113,6 @@ type Node struct {
 
 	tgt       target
 	pol       Policy
-	flag      Flag
 	counter   uint32 // row/claim counter within this incarnation
 	started   time.Duration
 	quarUntil time.Duration
@@ -190,6 +189,9 @@ type pendingPeer struct {
 // host). It increments the incarnation and, if the persisted row shows a
 // deployment in flight, records it as failed: the host restarted and the
 // deployment was interrupted (the daemon has killed what was left of it).
+// The fleet-wide pause flag is restored as stored; a newer one from a peer
+// (a resume this host missed while it was down) replaces it as any newer
+// flag does.
 func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 	n := &Node{
 		cfg:         cfg,
@@ -242,7 +244,11 @@ func (n *Node) Host() string { return n.cfg.Host }
 func (n *Node) Roster() Roster { return n.st.Roster }
 
 // Paused reports the fleet-wide pause flag.
-func (n *Node) Paused() bool { return n.flag.Paused }
+func (n *Node) Paused() bool { return n.st.Flag.Paused }
+
+// Flag returns the fleet-wide pause flag as this host knows it (restored
+// from Persisted by NewNode, then the newest set or received).
+func (n *Node) Flag() Flag { return n.st.Flag }
 
 // Running reports whether a deployment is running on this host.
 func (n *Node) Running() bool { return n.run != nil }
@@ -348,9 +354,11 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 }
 
 // SetPaused sets the fleet-wide pause flag (API call: drover pause/resume).
+// The flag is persisted with the output that broadcasts it (A2).
 func (n *Node) SetPaused(now time.Duration, paused bool) {
-	n.flag = Flag{Paused: paused, Clock: n.flag.Clock + 1, Node: n.cfg.Host}
-	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindFlag, App: n.cfg.App, From: n.cfg.Host, Flag: n.flag})
+	n.st.Flag = Flag{Paused: paused, Clock: n.st.Flag.Clock + 1, Node: n.cfg.Host}
+	n.dirty = true
+	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindFlag, App: n.cfg.App, From: n.cfg.Host, Flag: n.st.Flag})
 	n.evaluate(now)
 }
 
@@ -508,7 +516,10 @@ func kindOrder(k Kind) int {
 // one message to many nodes (the simulator). The node neither modifies nor
 // keeps *m.
 func (n *Node) ReceiveRef(now time.Duration, m *Message) {
-	if m.App != n.cfg.App || m.From == n.cfg.Host {
+	// A flag travels with its writer as From, relayed or in push-pull: one
+	// this host wrote in an earlier life comes back that way, and the newer
+	// rule alone decides (its own current flag is never newer than itself).
+	if m.App != n.cfg.App || m.From == n.cfg.Host && m.Kind != KindFlag {
 		return
 	}
 	if n.claim != nil {
@@ -518,8 +529,9 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindRow:
 		n.onRow(now, m)
 	case KindFlag:
-		if m.Flag.newer(n.flag) {
-			n.flag = m.Flag
+		if m.Flag.newer(n.st.Flag) {
+			n.st.Flag = m.Flag
+			n.dirty = true // stored before it is relayed or acted on (A2)
 			n.out.Broadcast = append(n.out.Broadcast, *m)
 		}
 	case KindClaim:
@@ -747,7 +759,7 @@ func (n *Node) halted() bool {
 	return ok && h.Attempt == n.tgt.attempt
 }
 
-func (n *Node) paused() bool { return n.flag.Paused || n.st.Desired.Deployment.Paused }
+func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deployment.Paused }
 
 // evaluate decides whether to start something now. It is called after every
 // input; all it reads are counters.
@@ -1098,8 +1110,8 @@ func (n *Node) LocalState() []Message {
 			out = append(out, Message{Kind: KindRow, App: n.cfg.App, From: p.host, Row: p.row})
 		}
 	}
-	if n.flag.Clock > 0 {
-		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: n.flag.Node, Flag: n.flag})
+	if f := n.st.Flag; f.Clock > 0 {
+		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: f.Node, Flag: f})
 	}
 	if n.st.Roster.Epoch > 0 {
 		// The roster rides along: push-pull is a stream, so a host that

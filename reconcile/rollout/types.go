@@ -159,6 +159,12 @@ type Persisted struct {
 	Halted      map[string]Halt
 	Desired     Desired // last desired state seen
 	HaveDesired bool
+	// Flag is the fleet-wide pause flag as this host last knew it (set here
+	// or received), stored before it is sent or acted on, so that a
+	// restarted host, or a whole fleet restarted together, stays paused.
+	// The daemon's state files before it have none: the zero Flag, not
+	// paused, older than any flag set since.
+	Flag Flag
 }
 
 // Clone returns a deep copy.
