@@ -300,6 +300,14 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 		}
 	}
 	if !c.acquired {
+		if c.holdUntil() > now && n.paused() {
+			// The pause came while the claim was in flight: no new start
+			// under it (the claims that evaluate makes stop too). The slot
+			// goes back at once instead of when the grants expire.
+			n.releaseClaim(now, "")
+			n.writeRow(now)
+			return
+		}
 		if c.holdUntil() > now {
 			c.acquired = true
 			c.nextRenew = now + n.t.Renew

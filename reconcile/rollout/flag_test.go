@@ -171,3 +171,71 @@ func TestOwnFlagComesBackFromPeers(t *testing.T) {
 		t.Errorf("h2's flag %+v after h0's resume, want resumed at clock 2", f)
 	}
 }
+
+// TestPauseDuringClaimStartsNothing: the pause arrives while this host's
+// claim is in flight; the grants that come after it start nothing, and the
+// slot is released at once. After the resume the host claims again.
+func TestPauseDuringClaimStartsNothing(t *testing.T) {
+	roster := Roster{Epoch: 1, Members: []string{"h0", "h1", "h2"}}
+	now := time.Hour
+	n := NewNode(Config{Host: "h0", App: "app", Group: "g", Timing: testTiming}, Persisted{Roster: roster, Row: Row{Installed: "r1"}}, now)
+	n.SetDesired(now, desired(manifest.OneAtATime))
+	claims := func(o Output) []Message {
+		var out []Message
+		for _, e := range o.Send {
+			if e.Msg.Kind == KindClaim {
+				out = append(out, e.Msg)
+			}
+		}
+		return out
+	}
+	var claim Message
+	for i := 0; i < 100 && claim.Kind == 0; i++ {
+		if cs := claims(n.TakeOutput()); len(cs) > 0 {
+			claim = cs[0]
+		}
+		now += 10 * time.Millisecond
+		n.Tick(now)
+	}
+	if claim.Kind == 0 {
+		t.Fatal("h0 never claimed")
+	}
+	grant := func(from string, c Message) {
+		n.Receive(now, Message{Kind: KindGrant, App: "app", From: from, Epoch: c.Epoch, Slot: c.Slot, Claim: c.Claim, Round: c.Round, OK: true})
+	}
+	n.Receive(now, Message{Kind: KindFlag, App: "app", From: "h2", Flag: Flag{Paused: true, Clock: 1, Node: "h2"}})
+	grant("h1", claim)
+	grant("h2", claim)
+	o := n.TakeOutput()
+	for _, d := range o.Decisions {
+		if d.Kind == DecideStart {
+			t.Fatalf("started %s under a pause that came before the grants", d.Deployment)
+		}
+	}
+	released := 0
+	for _, e := range o.Send {
+		if e.Msg.Kind == KindRelease && e.Msg.Claim == claim.Claim {
+			released++
+		}
+	}
+	if r := n.Row(); released == 0 || r.Claim != 0 || r.Released < claim.Claim {
+		t.Errorf("the claim was not given back: %d releases, row claim %d released %d", released, r.Claim, r.Released)
+	}
+	n.SetPaused(now, false)
+	started := false
+	for i := 0; i < 500 && !started; i++ {
+		for _, e := range n.TakeOutput().Send {
+			if e.Msg.Kind == KindClaim {
+				grant(e.To, e.Msg)
+			}
+		}
+		for _, d := range n.TakeOutput().Decisions {
+			started = started || d.Kind == DecideStart
+		}
+		now += 10 * time.Millisecond
+		n.Tick(now)
+	}
+	if !started {
+		t.Error("no start after the resume")
+	}
+}
