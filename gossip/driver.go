@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -49,6 +50,7 @@ type appState struct {
 	dirty   bool // Status snapshot is stale
 	lastOwn rollout.Row
 	hasOwn  bool
+	flag    rollout.Flag // the pause flag last logged
 }
 
 func newDriver(c *Cluster) *driver {
@@ -140,6 +142,11 @@ func (d *driver) apply(now time.Duration, k call) {
 	if k.kind == callRegister {
 		s := &appState{a: a, told: map[string]rollout.Reach{}, dirty: true}
 		s.node = rollout.NewNode(rollout.Config{Host: d.self, App: a.name, Group: a.group, Timing: a.timing, BootstrapExpect: d.c.cfg.BootstrapExpect, Nonce: d.c.cfg.Nonce}, a.cfg.State, now)
+		s.flag = s.node.Flag()
+		if s.flag.Paused {
+			d.c.log.Info(fmt.Sprintf("restored fleet-wide pause of %s (set by %s); no host starts it until drover resume %s", a.name, s.flag.Node, a.name),
+				"app", a.name, "set_by", s.flag.Node, "flag_clock", s.flag.Clock)
+		}
 		d.apps[a.name] = s
 		for name := range d.members {
 			d.tellMember(now, s, name)
@@ -247,6 +254,14 @@ func (d *driver) route(now time.Duration, msgs []rollout.Message) {
 // (PROTOCOL.md A2).
 func (d *driver) flush(now time.Duration, s *appState) {
 	o := s.node.TakeOutput()
+	if f := s.node.Flag(); f != s.flag {
+		s.flag = f
+		what := "resumed"
+		if f.Paused {
+			what = "paused"
+		}
+		d.c.log.Info(fmt.Sprintf("%s %s fleet-wide by %s", s.a.name, what, f.Node), "app", s.a.name, "set_by", f.Node, "flag_clock", f.Clock)
+	}
 	if o.Persist != nil {
 		s.pending = o.Persist
 	}
@@ -347,6 +362,12 @@ func (d *driver) broadcast(s *appState, m *rollout.Message) {
 		d.c.cfg.Stats.dropped(DropUnsent) // push-pull still carries it
 	} else {
 		d.c.bq.QueueBroadcast(&broadcast{name: broadcastName(m), msg: b})
+	}
+	if m.Kind == rollout.KindFlag && m.From == d.self && d.c.eager {
+		// A pause or resume set here reaches the group in one packet, not
+		// after gossip rounds: an operator's stop should stop at once.
+		d.fanOut(s, b)
+		return
 	}
 	if m.Kind == rollout.KindRow && m.Row.Host == d.self && d.c.eager {
 		if s.hasOwn && !significant(&s.lastOwn, &m.Row) {

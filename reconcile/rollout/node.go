@@ -96,6 +96,10 @@ type runState struct {
 	slotless bool
 	aborted  bool
 	event    string
+	// failed: a rollback of a host whose own run of the target failed; its
+	// row keeps that failure as its result, so that status shows on every
+	// host what halted the rollout after the rollback too.
+	failed bool
 }
 
 // Node is the rollout state machine of one host for one application.
@@ -412,6 +416,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	run := n.run
 	n.run = nil
 	r := &n.self.row
+	prior := r.Result
 	r.Event, r.Result = "", ClipString(result, MaxString)
 	switch {
 	case run.slotless:
@@ -433,8 +438,13 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		if ok {
 			r.Previous, r.Installed = r.Revision, run.rev
 			r.Phase = PhaseRolledBack
+			r.Result = ResultRolledBack
+			if run.failed {
+				r.Result = prior
+			}
 		} else {
 			r.Phase = PhaseRollbackFailed
+			r.Result = ClipString("rollback failed: "+result, MaxString)
 		}
 	default:
 		// A lapsed lease (the host was cut off from the voters, or its
@@ -955,11 +965,18 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	switch {
 	case run.slotless:
 	case run.rollback:
+		run.failed = r.Phase == PhaseFailed
 		r.Phase = PhaseRollingBack
 	default:
 		r.Phase = PhaseRunning
 	}
-	r.Result = ""
+	switch {
+	case run.rollback && run.failed: // keeps its failure
+	case run.rollback:
+		r.Result = ResultRollingBack
+	default:
+		r.Result = ""
+	}
 	if n.claim != nil {
 		r.Slot, r.Claim = n.claim.slot, n.claim.id
 	}

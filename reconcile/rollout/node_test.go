@@ -907,3 +907,59 @@ func TestStatusNamesEveryRunsDeployment(t *testing.T) {
 		t.Fatalf("checked %d rows, %d rollbacks: the scenario did not run", checked, rollbacks)
 	}
 }
+
+// TestRollbackKeepsTheFailure: after the rollback, the row of the host
+// whose run failed still says why (every host's status shows what halted
+// the rollout), and the row of a host that rolled back because of it says
+// so, not "succeeded".
+func TestRollbackKeepsTheFailure(t *testing.T) {
+	w := newNet(t, 3, "r1")
+	w.setDesired(desired(manifest.OneAtATime))
+	w.advance(time.Second)
+	var first string
+	for h, d := range w.running {
+		first = h
+		delete(w.running, h)
+		w.nodes[h].Finished(w.now, d.Deployment, true, "succeeded")
+	}
+	w.flush()
+	w.advance(time.Second)
+	var failed string
+	for h, d := range w.running {
+		failed = h
+		delete(w.running, h)
+		w.nodes[h].Finished(w.now, d.Deployment, false, "ValidateService failed: exit 1\nservice check failed")
+	}
+	w.flush()
+	if failed == "" || first == "" {
+		t.Fatal("the rollout did not start its first two hosts")
+	}
+	for i := 0; i < 4 && len(w.running) > 0 || i == 0; i++ {
+		w.advance(time.Second)
+		for h, d := range w.running {
+			if !d.Rollback {
+				t.Fatalf("%s runs %+v, want a rollback", h, d)
+			}
+			for _, hs := range w.nodes[w.names[0]].Status() {
+				if hs.Host == h && hs.Phase == PhaseRollingBack && hs.OwnFailure() != (h == failed) {
+					t.Errorf("%s rolling back: result %q, own failure %v", h, hs.Result, hs.OwnFailure())
+				}
+			}
+			w.finish(h, true)
+		}
+	}
+	for _, o := range w.names {
+		for _, hs := range w.nodes[o].Status() {
+			switch hs.Host {
+			case failed:
+				if !hs.OwnFailure() || !strings.HasPrefix(hs.Result, "ValidateService failed") {
+					t.Errorf("%s's view of the failed host %s: phase %s result %q own failure %v", o, failed, hs.Phase, hs.Result, hs.OwnFailure())
+				}
+			case first:
+				if hs.Phase != PhaseRolledBack || hs.OwnFailure() || hs.Result != ResultRolledBack {
+					t.Errorf("%s's view of %s, rolled back for another's failure: phase %s result %q", o, first, hs.Phase, hs.Result)
+				}
+			}
+		}
+	}
+}

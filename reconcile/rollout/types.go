@@ -38,6 +38,26 @@ func (p Phase) String() string {
 // Running reports whether a host in phase p runs lifecycle events.
 func (p Phase) Running() bool { return p == PhaseRunning || p == PhaseRollingBack }
 
+// The results a row shows while and after a host rolls back because the
+// rollout halted (a host whose own run failed keeps its failure instead).
+const (
+	ResultRollingBack = "rolling back: the rollout halted"
+	ResultRolledBack  = "rolled back: the rollout halted"
+)
+
+// OwnFailure reports whether a row says that its host's own run failed (a
+// forward run, or a rollback), as opposed to a host that rolled back
+// because another failed.
+func (r Row) OwnFailure() bool {
+	switch r.Phase {
+	case PhaseFailed, PhaseRollbackFailed:
+		return true
+	case PhaseRollingBack, PhaseRolledBack:
+		return r.Result != "" && r.Result != "succeeded" && r.Result != ResultRollingBack && r.Result != ResultRolledBack
+	}
+	return false
+}
+
 // Row is one host's status for one application. Only that host writes it;
 // receivers keep the row with the highest Seq.
 type Row struct {
