@@ -22,6 +22,9 @@ func (s *Sim) decide(h *host, d rollout.Decision) {
 				s.violation("P3: %s started %s while its interrupted lifecycle still runs", h.name, d.Deployment)
 			}
 		}
+		if !d.Slotless && s.op.Paused && h.knew == s.op {
+			s.violation("pause: %s started %s while the fleet is paused; it knew the pause %+v", h.name, d.Deployment, s.op)
+		}
 		s.startHook(h, d)
 	case rollout.DecideFence:
 		if h.running == d.Deployment {
@@ -161,6 +164,18 @@ func (s *Sim) scheduleFaults() {
 		for i, k := 0, max(3, n/20); i < k; i++ {
 			s.push(event{at: at(), kind: evPause, host: -1})
 		}
+	}
+	if s.cfg.FleetPauses {
+		// Paused early in the rollout (some hosts done, some running, most
+		// waiting); the whole fleet restarts a few seconds later, some hosts
+		// crash on their own; the resume may find hosts still down.
+		tp := 3*time.Second + time.Duration(s.rng.Int64N(int64(est/2)+1))
+		s.push(event{at: tp, kind: evFleetPause})
+		s.push(event{at: tp + 3*time.Second + time.Duration(s.rng.Int64N(int64(10*time.Second))), kind: evFleetRestart})
+		for i, k := 0, max(2, n/25); i < k; i++ {
+			s.push(event{at: tp + time.Duration(s.rng.Int64N(int64(40*time.Second))), kind: evCrash, host: -1})
+		}
+		s.push(event{at: tp + 15*time.Second + time.Duration(s.rng.Int64N(int64(45*time.Second))), kind: evFleetResume})
 	}
 	if s.cfg.DriftExtremes {
 		for _, h := range s.hosts {
@@ -503,5 +518,75 @@ func (s *Sim) resume(h *host) {
 	s.membership(down, []int{h.id}, true)
 	if len(left) > 0 {
 		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: []int{h.id}, tgts: left, r: rollout.ReachLeft})
+	}
+}
+
+// ---- fleet pauses (drover pause / resume) ----
+
+// flagNewer is rollout's last-writer-wins order on (Clock, Node).
+func flagNewer(f, g rollout.Flag) bool {
+	if f.Clock != g.Clock {
+		return f.Clock > g.Clock
+	}
+	return f.Node > g.Node
+}
+
+// operatorSets is `drover pause` (or resume) at a random host whose agent
+// runs and whose status shows the operator's last action (as an operator
+// who looks at `drover status` before typing); if none does, it is tried
+// again a second later. An action at a host that has not heard of the
+// last one is concurrent with it in the flag's order, and the greater node
+// name wins the tie (PROTOCOL.md §2, Flags): not what is tested here.
+func (s *Sim) operatorSets(paused bool) {
+	var cands []*host
+	for _, h := range s.hosts {
+		if h.up && h.joined && !h.paused && h.node.Flag() == s.op {
+			cands = append(cands, h)
+		}
+	}
+	kind := evFleetResume
+	if paused {
+		kind = evFleetPause
+	}
+	if len(cands) == 0 {
+		s.push(event{at: s.now + time.Second, kind: kind, host: -1})
+		return
+	}
+	h := cands[s.rng.IntN(len(cands))]
+	h.node.SetPaused(s.local(h), paused)
+	s.op = h.node.Flag()
+	if paused {
+		s.res.Faults["fleet-pause"]++
+	} else {
+		s.res.Faults["fleet-resume"]++
+	}
+	s.trace("operator: drover %s at %s (flag %+v)", map[bool]string{true: "pause", false: "resume"}[paused], h.name, s.op)
+	s.flush(h)
+}
+
+// fleetRestart crashes every running agent at once (a power cut, a package
+// upgrade on every host); each comes back after its own outage.
+func (s *Sim) fleetRestart() {
+	s.res.Faults["fleet-restart"]++
+	s.trace("the whole fleet restarts")
+	for _, h := range s.hosts {
+		if h.up && h.joined {
+			s.crash(h)
+		}
+	}
+}
+
+// checkRestoredFlag: a restarted Node holds the newest flag it held before
+// (it stored it before sending or acting on it).
+func (s *Sim) checkRestoredFlag(h *host) {
+	f := h.node.Flag()
+	if flagNewer(h.knew, f) {
+		s.violation("pause: %s restarted with the flag %+v; before its crash it held %+v", h.name, f, h.knew)
+	}
+	if f.Paused {
+		s.res.Faults["restart-paused"]++
+		if s.op.Clock > 0 && !s.op.Paused {
+			s.res.Faults["restart-missed-resume"]++ // it must take the resume from its peers
+		}
 	}
 }

@@ -78,6 +78,13 @@
 // A crash loses the node's memory except the last Persisted state, exactly
 // what the agent stores; a crashed agent's slot lifecycle counts as running
 // until its fence plus the stop grace, or its restart.
+//
+// Fleet pauses (FleetPauses) are the operator's `drover pause`: set at one
+// host, gossiped, stored with the rest of the state (the flag is part of
+// Persisted), with crashes and a restart of the whole fleet while it holds,
+// and a `drover resume` at another host, possibly while some are still
+// down. A host that knew of the pause must not start anything under it, and
+// a restarted host must come back with the flag it held.
 package sim
 
 import (
@@ -121,7 +128,16 @@ type Config struct {
 	// fence, only the agent does, so a paused agent's hook runs to its
 	// natural end (the behaviour issue 9 reports).
 	NoSupervisorFence bool
-	Joins             bool // fresh hosts join, some hosts leave gracefully
+	// FleetPauses: the operator pauses the rollout fleet-wide (drover pause
+	// at a random host) a while into it; while it is paused hosts crash and
+	// restart, and the whole fleet restarts together (a package upgrade
+	// everywhere, a power cut); then the operator resumes it at another
+	// random host, possibly while some hosts are still down.
+	FleetPauses bool
+	// ForgetPause is a mutation: a restarted node loses the pause flag, as
+	// before the flag was part of Persisted.
+	ForgetPause bool
+	Joins       bool // fresh hosts join, some hosts leave gracefully
 	// FreshGroup starts every host with nothing installed (a new group
 	// whose roster formed, A4): each installs r2 without a slot when its
 	// poll sees it, whatever the others are doing.
@@ -173,6 +189,9 @@ const (
 	evJoin
 	evLeave
 	evDesired
+	evFleetPause
+	evFleetResume
+	evFleetRestart
 )
 
 type event struct {
@@ -238,6 +257,10 @@ type host struct {
 	wantDesired bool     // a poll came while paused
 
 	skipped uint64 // Node.Stats().Skipped last traced
+
+	// knew is the newest pause flag this host's Node has held, across its
+	// restarts (what it must come back with).
+	knew rollout.Flag
 }
 
 type ghost struct {
@@ -275,6 +298,7 @@ type Sim struct {
 	departed     int // hosts that left
 	groupAlive   int // hosts the fan-out goes to, recounted lazily
 	groupAliveAt time.Duration
+	op           rollout.Flag // the operator's last pause or resume (Clock 0: none yet)
 }
 
 func (s *Sim) push(e event) {
@@ -395,8 +419,14 @@ func (s *Sim) addHost(name string, st rollout.Persisted) *host {
 func (s *Sim) startHost(h *host, initial bool) {
 	h.up, h.joined = true, true
 	h.gen++
+	if s.cfg.ForgetPause {
+		h.persist.Flag = rollout.Flag{}
+	}
 	h.node = rollout.NewNode(rollout.Config{Host: h.name, App: "app", Group: "g", Timing: s.timing}, h.persist, s.local(h))
 	h.told, h.hasOwn, h.skipped = nil, false, 0
+	if !initial {
+		s.checkRestoredFlag(h)
+	}
 	// its view of the others
 	for _, o := range s.hosts {
 		if o != h && o.joined && !s.seesAlive(h, o) {
@@ -430,6 +460,10 @@ func (s *Sim) flush(h *host) {
 	o := h.node.TakeOutput()
 	if o.Persist != nil {
 		h.persist = *o.Persist
+	}
+	if f := h.node.Flag(); flagNewer(f, h.knew) {
+		h.knew = f
+		s.trace("%s takes the pause flag %+v", h.name, f)
 	}
 	// Events and queued broadcasts point into the output's arrays, which
 	// the node no longer touches: no per-message copy.
@@ -498,12 +532,17 @@ func (s *Sim) delay() time.Duration {
 }
 
 // broadcast queues m for gossip and, for an own row that changed in a way
-// peers act on, sends it at once to every alive peer of a group of up to
-// eagerMaxGroup hosts (gossip/driver.go's broadcast and fanOut).
+// peers act on or a flag set here, sends it at once to every alive peer of
+// a group of up to eagerMaxGroup hosts (gossip/driver.go's broadcast and
+// fanOut).
 func (s *Sim) broadcast(h *host, m *rollout.Message) {
 	size := s.size(m)
 	if size-8 <= maxBroadcast {
 		s.enqueue(h, m, size)
+	}
+	if m.Kind == rollout.KindFlag && m.From == h.name {
+		s.fanOut(h, m, size) // the operator's pause or resume, set here
+		return
 	}
 	if m.Kind != rollout.KindRow || m.Row.Host != h.name {
 		return
@@ -512,6 +551,12 @@ func (s *Sim) broadcast(h *host, m *rollout.Message) {
 		return
 	}
 	h.lastOwn, h.hasOwn = m.Row, true
+	s.fanOut(h, m, size)
+}
+
+// fanOut sends m directly to every peer h's memberlist calls alive, in a
+// group of up to eagerMaxGroup hosts (gossip/driver.go's fanOut).
+func (s *Sim) fanOut(h *host, m *rollout.Message, size int) {
 	if size > udpLimit || s.aliveGroup() > eagerMaxGroup {
 		return
 	}
@@ -825,7 +870,8 @@ func (s *Sim) settled() bool {
 	}
 	for _, r := range s.ev {
 		switch r.e.kind {
-		case evCrash, evRestart, evJoin, evLeave, evPartition, evHeal, evGrayCut, evGrayHeal, evPause, evResume, evDesired:
+		case evCrash, evRestart, evJoin, evLeave, evPartition, evHeal, evGrayCut, evGrayHeal, evPause, evResume, evDesired,
+			evFleetPause, evFleetResume, evFleetRestart:
 			return false
 		}
 	}
@@ -970,6 +1016,10 @@ func (s *Sim) step(e *event) {
 		}
 		h.node.SetDesired(s.local(h), s.desired)
 		s.flush(h)
+	case evFleetPause, evFleetResume:
+		s.operatorSets(e.kind == evFleetPause)
+	case evFleetRestart:
+		s.fleetRestart()
 	}
 }
 
