@@ -18,9 +18,9 @@ type Result string
 const (
 	ResultChanged   Result = "changed"   // a new desired revision (or manifest)
 	ResultUnchanged Result = "unchanged" // same as before
-	ResultEmpty     Result = "empty"     // the source is reachable but holds no manifest
-	ResultInvalid   Result = "invalid"   // the manifest is invalid; the previous revision stands
-	ResultError     Result = "error"     // the source failed (network, auth, corrupt data)
+	ResultEmpty     Result = "empty"     // the place exists but its manifest is not written yet (s3, dir)
+	ResultInvalid   Result = "invalid"   // the manifest or the bundle is invalid; the previous revision stands
+	ResultError     Result = "error"     // the source failed (not found, auth, network, corrupt data)
 )
 
 // Results lists every Result, for exporters that pre-create label values.
@@ -50,7 +50,22 @@ type PollerConfig struct {
 	Clock    Clock          // SystemClock{}
 	Rand     func() float64 // in [0,1), for jitter; math/rand/v2.Float64
 	Logger   *slog.Logger   // slog.New(slog.DiscardHandler)
+	// Check, when set, inspects the bundle of each new revision before the
+	// Poller publishes it as desired (the daemon fetches it and validates
+	// its appspec.yml). An error for which IsInvalidManifest holds (a
+	// *BundleError) refuses the revision: ResultInvalid, the previous
+	// desired revision stands. Any other error is ResultError and the
+	// revision is checked again at the next poll. Verdicts are kept per
+	// revision ID (a bundle's content is its ID), so an idle poll does not
+	// check again, and a refused revision stays refused until the source
+	// publishes another one.
+	Check func(ctx context.Context, rev Revision) error
+	// CheckProgress is how often a check still running is logged; 30s.
+	CheckProgress time.Duration
 }
+
+// maxVerdicts bounds the Check verdicts kept.
+const maxVerdicts = 16
 
 // Update is what one poll found.
 type Update struct {
@@ -86,8 +101,10 @@ type Poller struct {
 	cfg  PollerConfig
 	poke chan struct{}
 
-	mu sync.Mutex // guards the fields below
-	st Status
+	mu       sync.Mutex // guards the fields below
+	st       Status
+	verdicts map[string]error // Check's verdict per revision ID: nil (valid) or invalid
+	order    []string         // verdicts' keys, oldest first
 }
 
 // NewPoller returns a Poller for src.
@@ -110,8 +127,11 @@ func NewPoller(src Source, cfg PollerConfig) *Poller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CheckProgress <= 0 {
+		cfg.CheckProgress = 30 * time.Second
+	}
 	cfg.Logger = cfg.Logger.With("app", cfg.App, "source", src.String())
-	p := &Poller{src: src, cfg: cfg, poke: make(chan struct{}, 1)}
+	p := &Poller{src: src, cfg: cfg, poke: make(chan struct{}, 1), verdicts: map[string]error{}}
 	p.st.Source = src.String()
 	p.st.Polls = make(map[Result]uint64, len(Results))
 	return p
@@ -137,9 +157,13 @@ func (p *Poller) Status() Status {
 	return st
 }
 
-// Poll asks the source once and applies the policy.
+// Poll asks the source once and applies the policy. Run calls it; calls
+// must not overlap.
 func (p *Poller) Poll(ctx context.Context) Update {
 	rev, err := p.src.Desired(ctx)
+	if err == nil && p.cfg.Check != nil && p.isNew(rev) {
+		err = p.check(ctx, rev)
+	}
 	now := p.cfg.Clock.Now()
 
 	p.mu.Lock()
@@ -153,15 +177,15 @@ func (p *Poller) Poll(ctx context.Context) Update {
 			p.cfg.Logger.Info("new desired revision", "revision", rev.ID, "label", rev.Label)
 		}
 		p.st.Desired, p.st.HasDesired = rev, true
-	case errors.Is(err, ErrNoManifest):
-		u.Result = ResultEmpty
-	case IsInvalidManifest(err):
-		u.Result, u.Err = ResultInvalid, err
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !IsInvalidManifest(err):
 		// Shutting down: not the source's fault, and nothing to record.
 		u.Result, u.Err = ResultError, err
 		u.Desired, u.Has = p.st.Desired, p.st.HasDesired
 		return u
+	case errors.Is(err, ErrNoManifest):
+		u.Result, u.Err = ResultEmpty, err
+	case IsInvalidManifest(err):
+		u.Result, u.Err = ResultInvalid, err
 	default:
 		u.Result, u.Err = ResultError, err
 	}
@@ -182,19 +206,80 @@ func (p *Poller) Poll(ctx context.Context) Update {
 			p.cfg.Logger.Info("source recovered", "after_failures", p.st.ConsecutiveFailures)
 		}
 		p.st.ConsecutiveFailures = 0
-		if u.Result == ResultInvalid {
-			if p.st.LastError != err.Error() {
-				p.cfg.Logger.Error("invalid manifest ignored; the previous desired revision stands", "err", err)
-			}
-			p.st.LastError, p.st.LastErrorTime = err.Error(), now
-		} else {
+		switch {
+		case err == nil:
 			p.st.LastError = ""
 			p.st.LastSuccess = now
+		case p.st.LastError == err.Error():
+			// Logged when first seen.
+		case u.Result == ResultInvalid:
+			p.cfg.Logger.Error("invalid revision ignored; the previous desired revision stands", "err", err)
+		default: // ResultEmpty
+			p.cfg.Logger.Info("no manifest published yet", "err", err)
+		}
+		if err != nil {
+			// Not a success: LastSuccess stays, and status says why.
+			p.st.LastError, p.st.LastErrorTime = err.Error(), now
 		}
 		u.Next = p.jitter(p.cfg.Interval, 0.1)
 	}
 	u.Desired, u.Has = p.st.Desired, p.st.HasDesired
 	return u
+}
+
+// isNew reports whether rev differs from the desired revision, i.e. whether
+// publishing it would be a change.
+func (p *Poller) isNew(rev Revision) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.st.HasDesired || !sameRevision(p.st.Desired, rev)
+}
+
+// check runs cfg.Check on rev once per revision ID, logging while it runs.
+func (p *Poller) check(ctx context.Context, rev Revision) error {
+	p.mu.Lock()
+	v, ok := p.verdicts[rev.ID]
+	p.mu.Unlock()
+	if ok {
+		return v
+	}
+	log := p.cfg.Logger.With("revision", rev.Label, "id", rev.ID)
+	log.Info("checking bundle of new revision before publishing it as desired")
+	start := p.cfg.Clock.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-p.cfg.Clock.After(p.cfg.CheckProgress):
+				log.Info("still checking bundle", "elapsed", p.cfg.Clock.Now().Sub(start).Round(time.Second))
+			}
+		}
+	})
+	err := p.cfg.Check(ctx, rev)
+	close(done)
+	wg.Wait()
+	took := p.cfg.Clock.Now().Sub(start)
+	switch {
+	case err == nil:
+		log.Info("bundle checked", "took", took.Round(time.Millisecond))
+	case IsInvalidManifest(err):
+		log.Debug("bundle refused", "took", took.Round(time.Millisecond))
+	default:
+		// Not a verdict (a fetch failed, or shutdown): ask again next time.
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.order) >= maxVerdicts {
+		delete(p.verdicts, p.order[0])
+		p.order = p.order[1:]
+	}
+	p.verdicts[rev.ID] = err
+	p.order = append(p.order, rev.ID)
+	return err
 }
 
 // backoffLocked is the delay after the n-th consecutive failure: RetryMin
