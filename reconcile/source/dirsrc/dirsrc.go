@@ -8,6 +8,16 @@
 // rebuilds its watches after each event: atomic renames (a new release
 // directory renamed over the old) drop watches. The Poller's periodic poll
 // is the safety net for whatever fsnotify misses.
+//
+// # Errors
+//
+// A directory that does not exist (the message suggests a close sibling)
+// or is not a directory, and a directory without manifest.yaml whose
+// subdirectory has one (DIR is the parent of the application's directory),
+// wrap source.ErrNotFound; a directory drover may not read wraps
+// source.ErrAccessDenied. An existing directory without manifest.yaml
+// wraps source.ErrNoManifest: nothing is published there yet, or a
+// release is on its way (publish the bundle first, the manifest last).
 package dirsrc
 
 import (
@@ -29,6 +39,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
 	"github.com/drover-dev/drover/reconcile/source/tarball"
@@ -50,8 +61,9 @@ type Source struct {
 }
 
 var (
-	_ source.Source  = (*Source)(nil)
-	_ source.Watcher = (*Source)(nil)
+	_ source.Source      = (*Source)(nil)
+	_ source.Watcher     = (*Source)(nil)
+	_ source.BundleNamer = (*Source)(nil)
 )
 
 type fileHash struct {
@@ -82,8 +94,11 @@ func (s *Source) String() string { return "dir " + s.dir }
 func (s *Source) load() (*manifest.Manifest, []byte, error) {
 	name := filepath.Join(s.dir, manifest.FileName)
 	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s: %w", s.dir, source.ErrNoManifest)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil, s.explainMissing()
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return nil, nil, source.Markf(source.ErrAccessDenied, "dir source: %w", err)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dir source: %w", err)
@@ -106,6 +121,65 @@ func (s *Source) load() (*manifest.Manifest, []byte, error) {
 			Msg: fmt.Sprintf("bundle.path %q: no such directory", m.Bundle.Path)}}}
 	}
 	return m, data, nil
+}
+
+// explainMissing says why DIR/manifest.yaml is not there.
+func (s *Source) explainMissing() error {
+	fi, err := os.Stat(s.dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(s.dir)
+		ents, perr := os.ReadDir(parent)
+		if perr != nil {
+			return source.Markf(source.ErrNotFound, "dir source: directory %s does not exist, nor does %s", s.dir, parent)
+		}
+		var names []string
+		for _, e := range ents {
+			if e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
+		hint := ""
+		if c := suggest.Closest(filepath.Base(s.dir), names); c != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", filepath.Join(parent, c))
+		}
+		return source.Markf(source.ErrNotFound, "dir source: directory %s does not exist%s", s.dir, hint)
+	case errors.Is(err, os.ErrPermission):
+		return source.Markf(source.ErrAccessDenied, "dir source: %w", err)
+	case err != nil:
+		return fmt.Errorf("dir source: %w", err)
+	case !fi.IsDir():
+		return source.Markf(source.ErrNotFound, "dir source: %s is not a directory", s.dir)
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("dir source: %w", err)
+	}
+	// A directory one level off the manifest is a mistake, not a release
+	// on its way.
+	near := []string{filepath.Dir(s.dir)}
+	for _, e := range ents {
+		if e.IsDir() {
+			near = append(near, filepath.Join(s.dir, e.Name()))
+		}
+	}
+	for _, d := range near {
+		if _, err := os.Stat(filepath.Join(d, manifest.FileName)); err == nil {
+			return source.Markf(source.ErrNotFound, "dir source: no %s in %s, but %s has one (did you mean %s?)",
+				manifest.FileName, s.dir, d, d)
+		}
+	}
+	return source.Markf(source.ErrNoManifest, "dir source: no %s in %s yet (publish the bundle first, the manifest last)",
+		manifest.FileName, s.dir)
+}
+
+// BundleFile implements source.BundleNamer: the file's path on disk.
+func (s *Source) BundleFile(rev source.Revision, rel string) string {
+	bpath := "."
+	if rev.Manifest != nil {
+		bpath = rev.Manifest.Bundle.Path
+	}
+	return filepath.Join(s.dir, bpath, filepath.FromSlash(rel))
 }
 
 // Desired implements source.Source.

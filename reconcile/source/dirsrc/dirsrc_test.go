@@ -43,17 +43,42 @@ func writeManifest(t *testing.T, dir, text string) {
 }
 
 func TestContractDir(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "hello-web")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T, dir string) source.Source {
+		s, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	sourcetest.Run(t, sourcetest.Harness{
-		New: func(t *testing.T) source.Source {
-			s, err := New(Config{Dir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
+		New:             func(t *testing.T) source.Source { return open(t, dir) },
 		Publish:         func(t *testing.T, r sourcetest.Release) { publish(t, dir, r) },
 		PublishManifest: func(t *testing.T, text string) { writeManifest(t, dir, text) },
+		EmptyErr:        source.ErrNoManifest,
+		RemoveManifest: func(t *testing.T) {
+			if err := os.Remove(filepath.Join(dir, manifest.FileName)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		PartialErr: source.ErrNoManifest,
+		Misconfigured: func(t *testing.T) []sourcetest.Misconfig {
+			parent := filepath.Dir(dir)
+			return []sourcetest.Misconfig{
+				{Name: "misspelled directory", Source: open(t, filepath.Join(parent, "helo-web")), Is: source.ErrNotFound,
+					Says: []string{"directory " + filepath.Join(parent, "helo-web") + " does not exist", "did you mean " + dir + "?"}},
+				{Name: "parent directory", Source: open(t, parent), Is: source.ErrNotFound,
+					Says: []string{"no manifest.yaml in " + parent, "did you mean " + dir + "?"}},
+				{Name: "bundle directory", Source: open(t, filepath.Join(dir, "bundle")), Is: source.ErrNotFound,
+					Says: []string{"no manifest.yaml in " + filepath.Join(dir, "bundle"), "did you mean " + dir + "?"}},
+				{Name: "a file", Source: open(t, filepath.Join(dir, manifest.FileName)), Is: source.ErrNotFound,
+					Says: []string{filepath.Join(dir, manifest.FileName) + " is not a directory"}},
+			}
+		},
+		BundleFile: func(_ source.Revision, rel string) string { return filepath.Join(dir, "bundle", rel) },
 	})
 }
 

@@ -28,6 +28,16 @@
 //
 // A rewritten branch (force-push) is followed like any other move and
 // logged: the previous head is not an ancestor of the new one.
+//
+// # Errors
+//
+// A repository that does not exist, a branch that does not exist (the
+// message lists a few that do and suggests a close one), a path that is
+// not on the branch (naming the commit and suggesting a close directory)
+// and a path without manifest.yaml are errors wrapping source.ErrNotFound;
+// refused credentials wrap source.ErrAccessDenied. A git source never
+// reports source.ErrNoManifest: a commit is atomic, so a path without a
+// manifest is a mistake, not a publication in progress.
 package gitsrc
 
 import (
@@ -41,6 +51,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +68,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-dev/drover/internal/atomicfile"
+	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
 	"github.com/drover-dev/drover/reconcile/source/tarball"
@@ -98,7 +111,10 @@ type Source struct {
 	cache *cached // answer for cache.head, nil until resolved in this process
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source      = (*Source)(nil)
+	_ source.BundleNamer = (*Source)(nil)
+)
 
 // state is persisted in the cache directory so that a restart neither
 // refetches nor forgets which commit introduced the current content.
@@ -296,17 +312,61 @@ func (s *Source) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumb
 	defer cancel()
 	refs, err := s.remote().ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.cfg.CABundle})
 	if err != nil {
-		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return plumbing.ZeroHash, fmt.Errorf("%s: repository is empty: %w", s.desc, source.ErrNoManifest)
-		}
-		return plumbing.ZeroHash, fmt.Errorf("%s: list refs: %w", s.desc, err)
+		return plumbing.ZeroHash, s.remoteError("list refs", err)
 	}
+	var branches []string
 	for _, r := range refs {
 		if r.Name() == s.refName() {
 			return r.Hash(), nil
 		}
+		if r.Name().IsBranch() {
+			branches = append(branches, r.Name().Short())
+		}
 	}
-	return plumbing.ZeroHash, fmt.Errorf("%s: branch not found: %w", s.desc, source.ErrNoManifest)
+	return plumbing.ZeroHash, source.Markf(source.ErrNotFound, "%s: branch %q not found%s", s.desc, s.cfg.Branch, branchHint(s.cfg.Branch, branches))
+}
+
+// remoteError explains a failed call to the server.
+func (s *Source) remoteError(what string, err error) error {
+	switch {
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return source.Markf(source.ErrNotFound, "%s: branch %q not found: the repository has no branches yet (push the first release)", s.desc, s.cfg.Branch)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return source.Markf(source.ErrNotFound, "%s: %w (check url; some servers also answer so when the credentials may not read it)", s.desc, err)
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		strings.Contains(err.Error(), "unable to authenticate"):
+		return source.Markf(source.ErrAccessDenied, "%s: %s: the server refused the credentials (check auth): %w", s.desc, what, err)
+	}
+	return fmt.Errorf("%s: %s: %w", s.desc, what, err)
+}
+
+// branchHint lists a few of the branches that exist, the closest to want
+// first, as a suffix for "branch not found".
+func branchHint(want string, branches []string) string {
+	if len(branches) == 0 {
+		return ": the repository has no branches"
+	}
+	slices.Sort(branches)
+	hint := ""
+	close := suggest.Closest(want, branches)
+	shown := make([]string, 0, 5)
+	if close != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", close)
+		shown = append(shown, close)
+	}
+	for _, b := range branches {
+		if len(shown) == cap(shown) {
+			break
+		}
+		if b != close {
+			shown = append(shown, b)
+		}
+	}
+	more := ""
+	if len(branches) > len(shown) {
+		more = fmt.Sprintf(", … (%d in all)", len(branches))
+	}
+	return fmt.Sprintf("%s; branches on the server: %s%s", hint, strings.Join(shown, ", "), more)
 }
 
 // fetch brings the branch head into the cache. depth 0 is an incremental
@@ -320,7 +380,7 @@ func (s *Source) fetch(ctx context.Context, auth transport.AuthMethod, depth int
 		Force: true, CABundle: s.cfg.CABundle,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("%s: fetch: %w", s.desc, err)
+		return s.remoteError("fetch", err)
 	}
 	return nil
 }
@@ -382,7 +442,7 @@ func (s *Source) desiredLocked(ctx context.Context) (source.Revision, error) {
 		s.cache = &cached{head: head, rev: rev}
 		s.st = state{Branch: s.cfg.Branch, Path: s.cfg.Path, Head: head.String(), Key: key, ID: rev.ID}
 		s.saveState()
-	case source.IsInvalidManifest(err) || errors.Is(err, source.ErrNoManifest):
+	case source.IsInvalidManifest(err) || errors.Is(err, source.ErrNotFound):
 		// A property of this head: remember it so that idle polls stay
 		// cheap, and keep the memo of the last valid head for the walk.
 		s.cache = &cached{head: head, err: err}
@@ -447,8 +507,8 @@ func (s *Source) resolve(ctx context.Context, auth transport.AuthMethod, head pl
 	}
 	mpath := path.Join(s.cfg.Path, manifest.FileName)
 	f, err := tree.File(mpath)
-	if errors.Is(err, object.ErrFileNotFound) {
-		return source.Revision{}, "", fmt.Errorf("%s: %s not in commit %s: %w", s.desc, mpath, head.String()[:12], source.ErrNoManifest)
+	if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return source.Revision{}, "", s.missingPath(tree, head)
 	}
 	if err != nil {
 		return source.Revision{}, "", fmt.Errorf("%s: read %s: %w", s.desc, mpath, err)
@@ -486,6 +546,90 @@ func (s *Source) resolve(ctx context.Context, auth transport.AuthMethod, head pl
 		ID: id.String(), Label: label, Manifest: m,
 		Env: map[string]string{"BUNDLE_COMMIT": id.String()},
 	}, key, nil
+}
+
+// missingPath explains why the manifest is not at cfg.Path in tree: the
+// first component of the path that is not a directory there, with a close
+// sibling if there is one, or, when the directory exists, that it holds no
+// manifest.yaml and which directories near it do.
+func (s *Source) missingPath(tree *object.Tree, head plumbing.Hash) error {
+	at := fmt.Sprintf("on branch %s at commit %s", s.cfg.Branch, head.String()[:12])
+	var parts []string
+	if s.cfg.Path != "" {
+		parts = strings.Split(s.cfg.Path, "/")
+	}
+	cur := tree
+	for i, part := range parts {
+		sub, err := cur.Tree(part)
+		if err == nil {
+			cur = sub
+			continue
+		}
+		where := "the repository root"
+		if i > 0 {
+			where = strconv.Quote(path.Join(parts[:i]...))
+		}
+		what := "no directory"
+		if e, ferr := cur.FindEntry(part); ferr == nil && e.Mode != filemode.Dir {
+			what = "a file, not a directory, named"
+		}
+		hint := ""
+		if c := suggest.Closest(part, subdirs(cur)); c != "" {
+			fixed := path.Join(append(append(slices.Clone(parts[:i]), c), parts[i+1:]...)...)
+			hint = fmt.Sprintf(" (did you mean %q?)", fixed)
+		}
+		return source.Markf(source.ErrNotFound, "%s: path %q not found %s: %s has %s %q%s",
+			s.desc, s.cfg.Path, at, where, what, part, hint)
+	}
+	// The directory exists: which directories next to it hold a manifest?
+	var near []string
+	for _, d := range subdirs(cur) {
+		if _, err := cur.File(path.Join(d, manifest.FileName)); err == nil {
+			near = append(near, path.Join(s.cfg.Path, d))
+		}
+	}
+	if len(parts) > 0 {
+		parent := path.Dir(s.cfg.Path)
+		if parent == "." {
+			parent = ""
+		}
+		if _, err := tree.File(path.Join(parent, manifest.FileName)); err == nil {
+			near = append(near, parent)
+		}
+	}
+	hint := ""
+	if len(near) > 0 {
+		hint = fmt.Sprintf(" (did you mean %q?)", near[0])
+		if near[0] == "" {
+			hint = " (the repository root has one: did you mean path \"\"?)"
+		}
+	}
+	dir := strconv.Quote(s.cfg.Path)
+	if s.cfg.Path == "" {
+		dir = "the repository root"
+	}
+	return source.Markf(source.ErrNotFound, "%s: no %s in %s %s%s", s.desc, manifest.FileName, dir, at, hint)
+}
+
+// subdirs lists the directories directly in t.
+func subdirs(t *object.Tree) []string {
+	var out []string
+	for _, e := range t.Entries {
+		if e.Mode == filemode.Dir {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// BundleFile implements source.BundleNamer: the file's path in the
+// repository.
+func (s *Source) BundleFile(rev source.Revision, rel string) string {
+	bpath := "."
+	if rev.Manifest != nil {
+		bpath = rev.Manifest.Bundle.Path
+	}
+	return path.Join(s.cfg.Path, bpath, rel)
 }
 
 // contentKey identifies the manifest and the bundle directory of a commit.

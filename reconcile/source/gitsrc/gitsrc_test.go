@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,34 +39,78 @@ func publish(t *testing.T, repo *gittest.Repo, r sourcetest.Release) string {
 	return repo.Commit(t, "release "+r.Label, files)
 }
 
-func harness(repo *gittest.Repo, cfg func(t *testing.T) Config, secrets ...string) sourcetest.Harness {
+func harness(repo *gittest.Repo, cfg func(t *testing.T) Config, extra func(t *testing.T, base Config) []sourcetest.Misconfig, secrets ...string) sourcetest.Harness {
 	cache := ""
 	var once sync.Once
+	open := func(t *testing.T, c Config) source.Source {
+		t.Helper()
+		if c.CacheDir == "" {
+			c.CacheDir = t.TempDir()
+		}
+		c.Timeout = 20 * time.Second
+		s, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	return sourcetest.Harness{
 		New: func(t *testing.T) source.Source {
 			c := cfg(t)
 			once.Do(func() { cache = filepath.Join(t.TempDir(), "cache") })
 			c.CacheDir = cache
-			s, err := New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+			return open(t, c)
 		},
 		Publish: func(t *testing.T, r sourcetest.Release) { publish(t, repo, r) },
 		PublishManifest: func(t *testing.T, text string) {
 			repo.Commit(t, "edit manifest", map[string]string{appPath + "/manifest.yaml": text})
 		},
-		EnvKeys: []string{"BUNDLE_COMMIT"},
-		Secrets: secrets,
+		EnvKeys:  []string{"BUNDLE_COMMIT"},
+		Secrets:  secrets,
+		EmptyErr: source.ErrNotFound,
+		RemoveManifest: func(t *testing.T) {
+			repo.Commit(t, "remove manifest", map[string]string{appPath + "/manifest.yaml": ""})
+		},
+		PartialErr: source.ErrNotFound,
+		Misconfigured: func(t *testing.T) []sourcetest.Misconfig {
+			with := func(edit func(*Config)) source.Source {
+				c := cfg(t)
+				edit(&c)
+				return open(t, c)
+			}
+			mcs := []sourcetest.Misconfig{
+				{Name: "misspelled branch", Source: with(func(c *Config) { c.Branch = "relase" }), Is: source.ErrNotFound,
+					Says: []string{`branch "relase" not found`, `did you mean "release"?`, "branches on the server: release"}},
+				{Name: "misspelled path", Source: with(func(c *Config) { c.Path = "apps/helo-web" }), Is: source.ErrNotFound,
+					Says: []string{`path "apps/helo-web" not found on branch release at commit `, `"apps" has no directory "helo-web"`, `did you mean "apps/hello-web"?`}},
+				{Name: "path of the bundle, not the manifest", Source: with(func(c *Config) { c.Path = appPath + "/bundle" }), Is: source.ErrNotFound,
+					Says: []string{`no manifest.yaml in "apps/hello-web/bundle" on branch release at commit `, `did you mean "apps/hello-web"?`}},
+				{Name: "misspelled repository", Source: with(func(c *Config) { c.URL = strings.Replace(c.URL, repo.Name, "rpeo.git", 1) }),
+					Is: source.ErrNotFound, Says: []string{"repository not found"}},
+			}
+			if extra != nil {
+				mcs = append(mcs, extra(t, cfg(t))...)
+			}
+			return mcs
+		},
+		BundleFile: func(_ source.Revision, rel string) string { return path.Join(appPath, "bundle", rel) },
 	}
+}
+
+// unreachable is a source whose server is not there.
+func unreachable(t *testing.T, url string) sourcetest.Misconfig {
+	s, err := New(Config{URL: url, Branch: "release", Path: appPath, CacheDir: t.TempDir(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sourcetest.Misconfig{Name: "unreachable server", Source: s, Says: []string{"list refs", "connection refused"}}
 }
 
 func TestContractFile(t *testing.T) {
 	repo := gittest.NewRepo(t, "release")
 	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
 		return Config{URL: repo.FileURL(), Branch: "release", Path: appPath}
-	}))
+	}, nil))
 }
 
 func TestContractGitDaemon(t *testing.T) {
@@ -73,6 +118,8 @@ func TestContractGitDaemon(t *testing.T) {
 	d := gittest.StartDaemon(t, repo.Base)
 	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
 		return Config{URL: d.URL(repo.Name), Branch: "release", Path: appPath}
+	}, func(t *testing.T, _ Config) []sourcetest.Misconfig {
+		return []sourcetest.Misconfig{unreachable(t, "git://"+gittest.FreeAddr(t)+"/"+repo.Name)}
 	}))
 }
 
@@ -84,10 +131,24 @@ func TestContractHTTPSToken(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	wrongFile := filepath.Join(t.TempDir(), "wrong-token")
+	if err := os.WriteFile(wrongFile, []byte("wrong-"+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
 		return Config{URL: srv.URL + "/" + repo.Name, Branch: "release", Path: appPath,
 			Auth: Auth{TokenFile: tokenFile}, CABundle: srv.CA}
-	}, token))
+	}, func(t *testing.T, c Config) []sourcetest.Misconfig {
+		c.Auth.TokenFile, c.CacheDir, c.Timeout = wrongFile, t.TempDir(), 20*time.Second
+		s, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []sourcetest.Misconfig{
+			{Name: "wrong token", Source: s, Is: source.ErrAccessDenied, Says: []string{"refused the credentials"}},
+			unreachable(t, "https://"+gittest.FreeAddr(t)+"/"+repo.Name),
+		}
+	}, token, "wrong-"+token))
 }
 
 // TestContractSSH runs against Debian's OpenSSH sshd (not an in-process
@@ -98,6 +159,13 @@ func TestContractSSH(t *testing.T) {
 	sourcetest.Run(t, harness(repo, func(t *testing.T) Config {
 		return Config{URL: srv.URL(repo.Bare), Branch: "release", Path: appPath,
 			Auth: Auth{SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile}}
+	}, func(t *testing.T, c Config) []sourcetest.Misconfig {
+		c.Auth.SSHKeyFile, c.CacheDir, c.Timeout = srv.OtherKeyFile, t.TempDir(), 20*time.Second
+		s, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []sourcetest.Misconfig{{Name: "unauthorized key", Source: s, Is: source.ErrAccessDenied, Says: []string{"refused the credentials"}}}
 	}))
 }
 
@@ -380,12 +448,55 @@ func TestCredentialsNeverShown(t *testing.T) {
 func TestEmptyAndMissingBranch(t *testing.T) {
 	repo := gittest.NewRepo(t, "release")
 	s := newSource(t, repo.FileURL())
-	if _, err := s.Desired(context.Background()); !errors.Is(err, source.ErrNoManifest) {
+	_, err := s.Desired(context.Background())
+	if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), "the repository has no branches yet") {
 		t.Fatalf("empty repo: %v", err)
 	}
-	repo.Commit(t, "no manifest yet", map[string]string{"README.md": "x"})
-	if _, err := s.Desired(context.Background()); !errors.Is(err, source.ErrNoManifest) {
+	head := repo.Commit(t, "no manifest yet", map[string]string{"README.md": "x"})
+	_, err = s.Desired(context.Background())
+	if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), `path "apps/hello-web" not found on branch release at commit `+head[:12]+`: the repository root has no directory "apps"`) {
 		t.Fatalf("no manifest: %v", err)
+	}
+	// Many branches: a few are listed, the closest first.
+	for _, b := range []string{"main", "staging", "feature-a", "feature-b", "feature-c", "feature-d", "releases"} {
+		gittest.Git(t, repo.Work, "push", "-q", "origin", "HEAD:refs/heads/"+b)
+	}
+	s, err = New(Config{URL: repo.FileURL(), Branch: "relaese", Path: appPath, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Desired(context.Background())
+	want := `branch "relaese" not found (did you mean "release"?); branches on the server: release, feature-a, feature-b, feature-c, feature-d, … (8 in all)`
+	if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("misspelled branch:\n got %v\nwant …%s", err, want)
+	}
+	// Nothing close: no guess.
+	s, _ = New(Config{URL: repo.FileURL(), Branch: "production", Path: appPath, CacheDir: t.TempDir()})
+	if _, err = s.Desired(context.Background()); !errors.Is(err, source.ErrNotFound) || strings.Contains(err.Error(), "did you mean") {
+		t.Fatalf("unrelated branch: %v", err)
+	}
+}
+
+// TestMissingPathIsCachedPerHead: a path that is not on the branch is
+// found out once per head, not at every idle poll.
+func TestMissingPathIsCachedPerHead(t *testing.T) {
+	repo := gittest.NewRepo(t, "release")
+	d := gittest.StartDaemon(t, repo.Base)
+	publish(t, repo, sourcetest.Release{Label: "one", Files: files1})
+	proxy := gittest.StartProxy(t, d.Addr)
+	s, err := New(Config{URL: "git://" + proxy.Addr + "/" + repo.Name, Branch: "release", Path: "apps/helo-web", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first := s.Desired(context.Background())
+	proxy.Reset()
+	for range 3 {
+		if _, err := s.Desired(context.Background()); err == nil || err.Error() != first.Error() {
+			t.Fatalf("idle poll: %v, first %v", err, first)
+		}
+	}
+	if n := proxy.Conns.Load(); n != 3 {
+		t.Errorf("%d connections for 3 idle polls, want 3 (ref listings only)", n)
 	}
 }
 

@@ -7,9 +7,21 @@
 // to make sure it exists. Fetch streams the bundle to a temp file, hashing
 // it, and unpacks it (hooks/bundle: tar, tar.gz or zip, path-safe) only
 // when the sha256 matches the manifest.
+//
+// # Errors
+//
+// A bucket that does not exist, a prefix with nothing under it (the
+// message suggests a close one from the prefixes beside it) and a bundle
+// object the manifest names that is not there wrap source.ErrNotFound;
+// refused credentials wrap source.ErrAccessDenied. A prefix that holds
+// objects but no manifest.yaml yet wraps source.ErrNoManifest: drover push
+// uploads the bundle first and writes the manifest last, so that is a
+// push in progress (or a prefix pointing at a bundles/ directory: status
+// shows it, and the stale alert fires if it lasts).
 package s3src
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,8 +39,10 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/drover-dev/drover/hooks/bundle"
+	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
 )
@@ -95,7 +109,10 @@ type Source struct {
 	err   error // manifest error for etag
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source      = (*Source)(nil)
+	_ source.BundleNamer = (*Source)(nil)
+)
 
 // New returns an S3 source. It makes no network call.
 func New(cfg Config) (*Source, error) {
@@ -139,6 +156,126 @@ func httpStatus(err error) int {
 	return 0
 }
 
+// errorCode is the S3 error code of err ("NoSuchBucket", "AccessDenied"),
+// or "".
+func errorCode(err error) string {
+	var ae interface{ ErrorCode() string }
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// accessCodes are the error codes of refused credentials.
+var accessCodes = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
+	"ExpiredToken": true, "InvalidToken": true, "TokenRefreshRequired": true,
+}
+
+// requestError explains a failed request about the object at key.
+func (s *Source) requestError(what, key string, err error) error {
+	code := errorCode(err)
+	switch st := httpStatus(err); {
+	case code == "NoSuchBucket":
+		return source.Markf(source.ErrNotFound, "%s: bucket %q does not exist", s.desc, s.cfg.Bucket)
+	case st == http.StatusForbidden || accessCodes[code]:
+		return source.Markf(source.ErrAccessDenied,
+			"%s: %s s3://%s/%s: access denied (%s): check the credentials and that they may read the bucket (without s3:ListBucket, S3 also answers 403 for a key that does not exist)",
+			s.desc, what, s.cfg.Bucket, key, cmp.Or(code, "403"))
+	}
+	return fmt.Errorf("%s: %s s3://%s/%s: %w", s.desc, what, s.cfg.Bucket, key, err)
+}
+
+// explainMissing says why there is no manifest: no bucket, nothing under
+// the prefix (ErrNotFound, with a close prefix if there is one), or
+// objects but no manifest yet (ErrNoManifest).
+func (s *Source) explainMissing(ctx context.Context) error {
+	out, err := s.cfg.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.cfg.Bucket,
+		Prefix: aws.String(s.cfg.Prefix), MaxKeys: aws.Int32(1000)})
+	if err != nil {
+		if errorCode(err) == "NoSuchBucket" {
+			return s.requestError("list", s.cfg.Prefix, err)
+		}
+		return source.Markf(source.ErrNotFound, "%s: s3://%s/%s not found (and listing the prefix failed, so nothing more is known: %v)",
+			s.desc, s.cfg.Bucket, s.manifestKey(), err)
+	}
+	if len(out.Contents) > 0 {
+		// A prefix one level off the manifest is a mistake, not a push
+		// in progress.
+		if near, ok := s.nearManifest(ctx, out.Contents); ok {
+			return source.Markf(source.ErrNotFound, "%s: no %s under prefix %q, but %s has one (did you mean prefix %q?)",
+				s.desc, manifest.FileName, s.cfg.Prefix, "s3://"+s.cfg.Bucket+"/"+near+manifest.FileName, near)
+		}
+		return source.Markf(source.ErrNoManifest, "%s: no %s yet, though the prefix holds objects (drover push uploads the bundle first and writes the manifest last)",
+			s.desc, manifest.FileName)
+	}
+	if s.cfg.Prefix == "" {
+		return source.Markf(source.ErrNotFound, "%s: bucket %q is empty", s.desc, s.cfg.Bucket)
+	}
+	return source.Markf(source.ErrNotFound, "%s: nothing under prefix %q in bucket %q%s", s.desc, s.cfg.Prefix, s.cfg.Bucket, s.prefixHint(ctx))
+}
+
+// nearManifest returns a prefix next to the configured one that holds a
+// manifest: one directly below it (from listed) or its parent.
+func (s *Source) nearManifest(ctx context.Context, listed []types.Object) (string, bool) {
+	for _, o := range listed {
+		rest := strings.TrimPrefix(aws.ToString(o.Key), s.cfg.Prefix)
+		if dir, file, ok := strings.Cut(rest, "/"); ok && file == manifest.FileName {
+			return s.cfg.Prefix + dir + "/", true
+		}
+	}
+	if s.cfg.Prefix == "" {
+		return "", false
+	}
+	parent := ""
+	if trimmed := strings.TrimSuffix(s.cfg.Prefix, "/"); strings.Contains(trimmed, "/") {
+		parent = trimmed[:strings.LastIndex(trimmed, "/")+1]
+	}
+	if _, err := s.cfg.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket,
+		Key: aws.String(parent + manifest.FileName)}); err == nil {
+		return parent, true
+	}
+	return "", false
+}
+
+// prefixHint suggests a prefix beside the configured one with a close name.
+func (s *Source) prefixHint(ctx context.Context) string {
+	trimmed := strings.TrimSuffix(s.cfg.Prefix, "/")
+	parent, base := "", trimmed
+	if i := strings.LastIndex(trimmed, "/"); i >= 0 {
+		parent, base = trimmed[:i+1], trimmed[i+1:]
+	}
+	out, err := s.cfg.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.cfg.Bucket,
+		Prefix: aws.String(parent), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1000)})
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, cp := range out.CommonPrefixes {
+		names = append(names, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), parent), "/"))
+	}
+	if c := suggest.Closest(base, names); c != "" {
+		return fmt.Sprintf(" (did you mean %q?)", parent+c+"/")
+	}
+	if parent != "" && len(names) == 0 && len(out.Contents) == 0 {
+		return fmt.Sprintf(" (nor under %q)", parent)
+	}
+	return ""
+}
+
+// BundleFile implements source.BundleNamer: the bundle object, then the
+// file's path in the archive.
+func (s *Source) BundleFile(rev source.Revision, rel string) string {
+	name := "s3://" + s.cfg.Bucket + "/" + s.cfg.Prefix
+	if rev.Manifest != nil {
+		name += rev.Manifest.Bundle.Key
+	}
+	if rel == "" || rel == "." {
+		return name
+	}
+	return name + "/" + rel
+}
+
 // Desired implements source.Source.
 func (s *Source) Desired(ctx context.Context) (source.Revision, error) {
 	s.mu.Lock()
@@ -154,11 +291,11 @@ func (s *Source) Desired(ctx context.Context) (source.Revision, error) {
 	case err == nil:
 	case st == http.StatusNotModified:
 		return s.cache, s.err
-	case st == http.StatusNotFound:
+	case st == http.StatusNotFound && errorCode(err) != "NoSuchBucket":
 		s.etag, s.cache, s.err = "", source.Revision{}, nil
-		return source.Revision{}, fmt.Errorf("%s: %w", s.desc, source.ErrNoManifest)
+		return source.Revision{}, s.explainMissing(ctx)
 	default:
-		return source.Revision{}, fmt.Errorf("%s: get %s: %w", s.desc, manifest.FileName, err)
+		return source.Revision{}, s.requestError("get", s.manifestKey(), err)
 	}
 	defer out.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(out.Body, manifest.MaxSize+1))
@@ -188,8 +325,14 @@ func (s *Source) resolve(ctx context.Context, data []byte) (source.Revision, err
 	key := s.cfg.Prefix + m.Bundle.Key
 	head, err := s.cfg.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		// Not an invalid manifest: the bundle may still be on its way.
-		return source.Revision{}, fmt.Errorf("%s: bundle s3://%s/%s named by the manifest: %w", s.desc, s.cfg.Bucket, key, err)
+		// Not an invalid manifest: the object may come back (drover push
+		// uploads it before the manifest, so it is missing only when
+		// something else removed it or wrote the manifest).
+		if httpStatus(err) == http.StatusNotFound {
+			return source.Revision{}, source.Markf(source.ErrNotFound, "%s: bundle s3://%s/%s named by the manifest (bundle.key %q) does not exist",
+				s.desc, s.cfg.Bucket, key, m.Bundle.Key)
+		}
+		return source.Revision{}, s.requestError("head bundle", key, err)
 	}
 	label := m.Revision
 	if label == "" {
@@ -225,7 +368,7 @@ func (s *Source) Fetch(ctx context.Context, rev source.Revision, dst string) err
 		if st := httpStatus(err); st == http.StatusNotFound {
 			return fmt.Errorf("%s: bundle %s: %w", s.desc, key, source.ErrGone)
 		}
-		return fmt.Errorf("%s: get bundle %s: %w", s.desc, key, err)
+		return s.requestError("get bundle", key, err)
 	}
 	defer out.Body.Close()
 	h := sha256.New()

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/drover-dev/drover/internal/testenv/gittest"
@@ -55,7 +57,46 @@ func TestContractVersityGW(t *testing.T) {
 		},
 		PublishManifest: func(t *testing.T, text string) { putManifest(t, client, bucket, text) },
 		EnvKeys:         []string{"BUNDLE_BUCKET", "BUNDLE_KEY", "BUNDLE_ETAG"},
-		Secrets:         []string{s3test.SecretKey},
+		Secrets:         []string{s3test.SecretKey, "wrong-" + s3test.SecretKey},
+		EmptyErr:        source.ErrNotFound,
+		RemoveManifest: func(t *testing.T) {
+			if _, err := client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &bucket,
+				Key: aws.String(prefix + manifest.FileName)}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		PartialErr: source.ErrNoManifest,
+		Misconfigured: func(t *testing.T) []sourcetest.Misconfig {
+			open := func(bucket, prefix string, c *s3.Client) source.Source {
+				s, err := New(Config{Bucket: bucket, Prefix: prefix, Client: c, TempDir: t.TempDir(), Timeout: 10 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			// One attempt: the SDK's retries only slow the unreachable case.
+			other := func(endpoint, secret string) *s3.Client {
+				return s3.New(s3.Options{Region: s3test.Region, BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+					RetryMaxAttempts: 1, Credentials: credentials.NewStaticCredentialsProvider(s3test.AccessKey, secret, "")})
+			}
+			return []sourcetest.Misconfig{
+				{Name: "misspelled bucket", Source: open(bucket+"x", prefix, client), Is: source.ErrNotFound,
+					Says: []string{`bucket "` + bucket + `x" does not exist`}},
+				{Name: "misspelled prefix", Source: open(bucket, "apps/helo-web", client), Is: source.ErrNotFound,
+					Says: []string{`nothing under prefix "apps/helo-web/" in bucket "` + bucket + `"`, `did you mean "apps/hello-web/"?`}},
+				{Name: "prefix of the bundles, not the manifest", Source: open(bucket, prefix+"bundles", client), Is: source.ErrNotFound,
+					Says: []string{`no manifest.yaml under prefix "apps/hello-web/bundles/"`, `did you mean prefix "apps/hello-web/"?`}},
+				{Name: "prefix above the manifest", Source: open(bucket, "apps", client), Is: source.ErrNotFound,
+					Says: []string{`no manifest.yaml under prefix "apps/"`, `did you mean prefix "apps/hello-web/"?`}},
+				{Name: "wrong secret key", Source: open(bucket, prefix, other(srv.Endpoint, "wrong-"+s3test.SecretKey)), Is: source.ErrAccessDenied,
+					Says: []string{"access denied (SignatureDoesNotMatch)", "s3://" + bucket + "/" + prefix + "manifest.yaml"}},
+				{Name: "unreachable endpoint", Source: open(bucket, prefix, other("http://"+gittest.FreeAddr(t), s3test.SecretKey)),
+					Says: []string{"connection refused"}},
+			}
+		},
+		BundleFile: func(rev source.Revision, rel string) string {
+			return "s3://" + bucket + "/" + prefix + rev.Manifest.Bundle.Key + "/" + rel
+		},
 	})
 }
 
@@ -202,7 +243,8 @@ func TestInvalidManifestAndMissingBundle(t *testing.T) {
 		t.Fatalf("git-style manifest on s3: %+v", u)
 	}
 	putManifest(t, client, bucket, "version: 1\napplication: hello-web\nbundle: {key: bundles/none.tar.gz, sha256: "+strings.Repeat("1", 64)+"}\n")
-	if u := p.Poll(context.Background()); u.Result != source.ResultError || u.Desired.ID != res.SHA256 {
+	if u := p.Poll(context.Background()); u.Result != source.ResultError || u.Desired.ID != res.SHA256 ||
+		!errors.Is(u.Err, source.ErrNotFound) || !strings.Contains(u.Err.Error(), "bundles/none.tar.gz named by the manifest") {
 		t.Fatalf("manifest naming a missing bundle: %+v", u)
 	}
 }

@@ -6,16 +6,21 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
+	"github.com/drover-dev/drover/reconcile/source/bundlecheck"
 )
 
 // Release is a revision to publish: bundle files (names ending in .sh are
@@ -48,6 +53,39 @@ type Harness struct {
 	EnvKeys []string
 	// Secrets must never appear in String() or in error messages.
 	Secrets []string
+
+	// EmptyErr is what Desired wraps on the fresh store: source.ErrNotFound
+	// where an empty store is no place at all (git: no branch yet; s3:
+	// nothing under the prefix), source.ErrNoManifest where the place
+	// exists (dir: the directory).
+	EmptyErr error
+	// RemoveManifest deletes the published manifest and keeps the bundle;
+	// PartialErr is what Desired then wraps (git: source.ErrNotFound, a
+	// commit is atomic; s3, dir: source.ErrNoManifest, a publication in
+	// progress).
+	RemoveManifest func(t *testing.T)
+	PartialErr     error
+	// Misconfigured returns sources reading the store through a
+	// configuration with a mistake in it, each with what its error must
+	// say. Run calls it after the first release is published.
+	Misconfigured func(t *testing.T) []Misconfig
+	// BundleFile is how messages must name a file of rev's bundle (rel is
+	// relative to the bundle root): git the path in the repository, s3 the
+	// bundle object then the path in the archive, dir the path on disk.
+	BundleFile func(rev source.Revision, rel string) string
+}
+
+// Misconfig is a source configured with a mistake.
+type Misconfig struct {
+	Name   string
+	Source source.Source
+	// Is is the sentinel the error wraps (source.ErrNotFound,
+	// source.ErrAccessDenied); nil: some other error (unreachable), but
+	// neither ErrNotFound nor ErrNoManifest.
+	Is error
+	// Says are substrings of the error message: the branch, path, bucket
+	// or prefix as configured, and the "did you mean".
+	Says []string
 }
 
 var (
@@ -70,11 +108,13 @@ func Run(t *testing.T, h Harness) {
 	src := h.New(t)
 	checkSecrets(t, h, src.String())
 
-	t.Run("empty store has no manifest", func(t *testing.T) {
+	t.Run("empty store is reported", func(t *testing.T) {
 		_, err := src.Desired(ctx)
-		if !errors.Is(err, source.ErrNoManifest) {
-			t.Fatalf("Desired on an empty store: got %v, want ErrNoManifest", err)
+		if !errors.Is(err, h.EmptyErr) || source.IsInvalidManifest(err) {
+			t.Fatalf("Desired on an empty store: got %v, want %v", err, h.EmptyErr)
 		}
+		checkSecrets(t, h, err.Error())
+		t.Logf("empty store: %v", err)
 	})
 
 	var rev1 source.Revision
@@ -106,6 +146,25 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("after restart: ID %s, want %s", got.ID, rev1.ID)
 		}
 		fetchAndCompare(t, fresh, got, r1.Files)
+	})
+
+	t.Run("misconfigured places fail loudly", func(t *testing.T) {
+		for _, mc := range h.Misconfigured(t) {
+			t.Run(mc.Name, func(t *testing.T) { misconfigured(t, h, mc) })
+		}
+	})
+
+	t.Run("manifest removed, bundle kept", func(t *testing.T) {
+		h.RemoveManifest(t)
+		_, err := src.Desired(ctx)
+		if !errors.Is(err, h.PartialErr) || source.IsInvalidManifest(err) {
+			t.Fatalf("Desired without a manifest: got %v, want %v", err, h.PartialErr)
+		}
+		t.Logf("manifest removed: %v", err)
+		h.Publish(t, r1)
+		if got := desired(t, src); got.Label != "r1" {
+			t.Fatalf("after publishing r1 again: got %s", got.Label)
+		}
 	})
 
 	var rev2 source.Revision
@@ -149,6 +208,10 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("invalid bundle is refused before it is desired", func(t *testing.T) {
+		invalidBundle(t, h, src)
+	})
+
 	t.Run("cancelled fetch fails", func(t *testing.T) {
 		rev := desired(t, src)
 		cctx, cancel := context.WithCancel(ctx)
@@ -157,6 +220,170 @@ func Run(t *testing.T, h Harness) {
 			t.Fatal("Fetch with a cancelled context succeeded")
 		}
 	})
+}
+
+// misconfigured checks one misconfigured source: its error, and what a
+// Poller makes of it.
+func misconfigured(t *testing.T, h Harness, mc Misconfig) {
+	checkSecrets(t, h, mc.Source.String())
+	_, err := mc.Source.Desired(context.Background())
+	switch {
+	case err == nil:
+		t.Fatal("Desired succeeded")
+	case source.IsInvalidManifest(err):
+		t.Fatalf("Desired: %v is an invalid-manifest error", err)
+	case mc.Is != nil && !errors.Is(err, mc.Is):
+		t.Fatalf("Desired: %v does not wrap %v", err, mc.Is)
+	case mc.Is == nil && (errors.Is(err, source.ErrNotFound) || errors.Is(err, source.ErrNoManifest)):
+		t.Fatalf("Desired: %v wraps ErrNotFound or ErrNoManifest", err)
+	}
+	for _, want := range mc.Says {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	checkSecrets(t, h, err.Error())
+	t.Logf("%s: %v", mc.Name, err)
+
+	// Through a Poller: an error, logged once, shown, and no success.
+	var logs lockedBuffer
+	clock := &stepClock{now: time.Unix(1000, 0)}
+	p := source.NewPoller(mc.Source, source.PollerConfig{App: "hello-web", Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Check: func(context.Context, source.Revision) error {
+			t.Error("Check called without a revision")
+			return nil
+		}})
+	for i := range 2 {
+		if u := p.Poll(context.Background()); u.Result != source.ResultError || u.Has {
+			t.Fatalf("poll %d: result %s, has desired %v; want error, none", i+1, u.Result, u.Has)
+		}
+	}
+	st := p.Status()
+	if st.Polls[source.ResultError] != 2 || st.Polls[source.ResultEmpty] != 0 || !st.LastSuccess.IsZero() ||
+		st.LastResult != source.ResultError || st.ConsecutiveFailures != 2 {
+		t.Errorf("status after two polls: %+v", st)
+	}
+	if st.LastError == "" || (len(mc.Says) > 0 && !strings.Contains(st.LastError, mc.Says[0])) {
+		t.Errorf("status error %q does not say %q", st.LastError, mc.Says)
+	}
+	if n := strings.Count(logs.String(), "level=WARN msg=\"source poll failed\""); n != 1 {
+		t.Errorf("%d warnings for two polls failing alike, want 1:\n%s", n, logs.String())
+	}
+}
+
+// badAppspec has an invalid hook timeout (line 6) and names a script the
+// bundle lacks (line 8).
+const badAppspec = `version: 0.0
+os: linux
+hooks:
+  AfterInstall:
+    - location: scripts/start.sh
+      timeout: 2m
+  ApplicationStart:
+    - location: scripts/missing.sh
+`
+
+// invalidBundle publishes a release whose appspec.yml is invalid and
+// checks that a Poller with the bundle check refuses it once, names the
+// files as the source does, and moves on with the next valid release.
+func invalidBundle(t *testing.T, h Harness, src source.Source) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	check := bundlecheck.New(src, tmp, nil)
+	var calls atomic.Int32
+	clock := &stepClock{now: time.Unix(1000, 0)}
+	p := source.NewPoller(src, source.PollerConfig{App: "hello-web", Clock: clock,
+		Check: func(ctx context.Context, rev source.Revision) error {
+			calls.Add(1)
+			return check(ctx, rev)
+		}})
+	h.Publish(t, r1)
+	u := p.Poll(ctx)
+	if u.Result != source.ResultChanged || u.Desired.Label != "r1" || calls.Load() != 1 {
+		t.Fatalf("first poll: %s %q after %d checks; want changed r1 after 1", u.Result, u.Desired.Label, calls.Load())
+	}
+	good := u.Desired
+	lastSuccess := p.Status().LastSuccess
+
+	bad := Release{Label: "bad", Files: map[string]string{
+		"appspec.yml":      badAppspec,
+		"scripts/start.sh": "#!/bin/sh\necho start\n",
+	}}
+	h.Publish(t, bad)
+	badRev := desired(t, src) // the source itself does not look into bundles
+	for i := range 2 {
+		u = p.Poll(ctx)
+		if u.Result != source.ResultInvalid || u.Desired.ID != good.ID {
+			t.Fatalf("poll %d of the bad release: %s %q (err %v); want invalid, r1 standing", i+1, u.Result, u.Desired.Label, u.Err)
+		}
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d checks after two polls of one bad revision, want 2 (one each)", calls.Load())
+	}
+	msg := u.Err.Error()
+	for _, want := range []string{
+		h.BundleFile(badRev, "appspec.yml") + ":6: hooks.AfterInstall[0].timeout: ",
+		h.BundleFile(badRev, "appspec.yml") + ":8: hooks.ApplicationStart[0].location: ",
+		"scripts/missing.sh",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, tmp) {
+		t.Errorf("error names the staging directory %s:\n%s", tmp, msg)
+	}
+	checkSecrets(t, h, msg)
+	st := p.Status()
+	if st.LastResult != source.ResultInvalid || st.LastError != msg || !st.LastSuccess.Equal(lastSuccess) || st.Desired.ID != good.ID {
+		t.Errorf("status while refused: %+v", st)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("the check left %d entries in its directory", len(ents))
+	}
+	t.Logf("refused: %s", msg)
+
+	h.Publish(t, r2)
+	if u = p.Poll(ctx); u.Result != source.ResultChanged || u.Desired.Label != "r2" || calls.Load() != 3 {
+		t.Fatalf("after a valid release: %s %q after %d checks", u.Result, u.Desired.Label, calls.Load())
+	}
+	if st := p.Status(); st.LastError != "" || !st.LastSuccess.After(lastSuccess) {
+		t.Errorf("status after the valid release: %+v", st)
+	}
+}
+
+// stepClock moves one second at each Now; its After never fires (the
+// contract's polls are driven by hand).
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Second)
+	return c.now
+}
+
+func (c *stepClock) After(time.Duration) <-chan time.Time { return nil }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func desired(t *testing.T, src source.Source) source.Revision {
