@@ -30,6 +30,7 @@ import (
 	"github.com/drover-dev/drover/internal/atomicfile"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
+	"github.com/drover-dev/drover/reconcile/source/bundlecheck"
 )
 
 // joinWait bounds how long Start waits for a seed before READY.
@@ -324,6 +325,8 @@ func (a *Agent) startAppLocked(ac AppConfig) error {
 		known: map[string]source.Revision{}, events: map[string]string{},
 		poller: source.NewPoller(src, source.PollerConfig{
 			App: ac.Name, Interval: time.Duration(ac.PollInterval), Logger: log, Rand: rand.Float64,
+			// Refuse a statically invalid bundle before any slot is claimed.
+			Check: bundlecheck.New(src, filepath.Join(cfg.Node.StateDir, "sources", ac.Name), log),
 		}),
 	}
 	ctx, cancel := context.WithCancel(a.loopCtx)
