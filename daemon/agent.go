@@ -165,6 +165,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		Join: cfg.Cluster.Join, Keys: keys, Groups: cfg.Node.Groups, Params: params, Logger: log.With("component", "gossip"),
 		BootstrapExpect: cfg.Cluster.BootstrapExpect,
 		Nonce:           a.store.ID(),
+		PeersFile:       filepath.Join(cfg.Node.StateDir, "gossip-peers.json"),
 		Stats: gossip.Stats{
 			Dropped: func(reason string) { a.metrics.GossipMessagesDropped.WithLabelValues(reason).Inc() },
 			Bytes:   func(dir string, n int) { a.metrics.GossipBytes.WithLabelValues(dir).Add(float64(n)) },

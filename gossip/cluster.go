@@ -64,7 +64,12 @@ type Config struct {
 	BootstrapExpect int
 	// Nonce is rollout.Config.Nonce for every App: random and durable for
 	// the host's state (the state directory's ID).
-	Nonce     string
+	Nonce string
+	// PeersFile keeps the addresses of the members this host last knew
+	// alive (a small file in the state directory): at start, and while it
+	// is alone, it joins them as well as the seeds, so that a restarted
+	// seed (no seeds of its own) finds its fleet again. "": none kept.
+	PeersFile string
 	Logger    *slog.Logger
 	Stats     Stats
 	Transport memberlist.Transport // optional; tests inject a faulty one
@@ -164,6 +169,12 @@ type Cluster struct {
 	joinedOnce bool
 	alive      atomic.Int64 // members alive or suspect, this host included
 
+	peersDirty    chan struct{} // buffered 1: membership changed since the peers file was written
+	peersEvery    time.Duration // the peers file is written at most this often
+	peersMu       sync.Mutex    // serialises writes of the peers file; guards the fields below
+	saved         []savedPeer   // what the peers file holds (read at start, then written)
+	peersFailures int           // failed writes in a row
+
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
@@ -224,6 +235,9 @@ func New(cfg Config) (*Cluster, error) {
 		changed:  map[string]struct{}{},
 		apps:     map[string]*App{},
 		leaving:  map[string]time.Time{},
+
+		peersDirty: make(chan struct{}, 1),
+		peersEvery: peersSaveEvery,
 	}
 	if len(cfg.Keys) > 0 {
 		for i, k := range cfg.Keys {
@@ -337,11 +351,16 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.localAddr = ml.LocalNode().Address()
 	c.log.Info("gossip started", "node", c.cfg.NodeName, "addr", c.localAddr, "encrypted", c.keyring != nil, "groups", c.cfg.Groups)
 
+	c.loadSavedPeers()
 	d := newDriver(c)
 	c.wg.Add(3)
 	go d.run()
 	go c.sendReliableLoop()
 	go c.joinLoop()
+	if c.cfg.PeersFile != "" {
+		c.wg.Add(1)
+		go c.peersLoop()
+	}
 	c.kick()
 	return nil
 }
@@ -459,6 +478,9 @@ func (c *Cluster) shutdown(leave bool) error {
 	var errs []error
 	if c.ml != nil {
 		if leave {
+			if c.cfg.PeersFile != "" {
+				c.savePeersNow() // the members alive up to the end, for the next start
+			}
 			c.announceLeave()
 			if err := c.ml.Leave(leaveTimeout); err != nil {
 				c.log.Warn("gossip leave did not complete", "err", err)
@@ -516,36 +538,65 @@ const timeOffset = time.Hour
 // timeAt converts a local time to a time.Time with a monotonic reading.
 func (c *Cluster) timeAt(d time.Duration) time.Time { return c.origin.Add(d - timeOffset) }
 
-// joinLoop joins the seeds, retrying forever with capped, jittered backoff
-// until one answers; afterwards it rejoins only when this host is alone.
+// RejoinInterval is the longest wait between two join attempts of a host
+// that has no other member alive (attempts back off from half a probe
+// interval up to it), and between two reconnects of the dead.
+func RejoinInterval(p rollout.MemberlistParams) time.Duration { return 30 * p.ProbeInterval }
+
+// joinLoop joins the seeds and the saved peers (PeersFile), retrying
+// forever with capped, jittered backoff while no other member is alive;
+// afterwards it reconnects to members declared dead, and joins the seeds
+// and saved peers again whenever this host finds itself alone. A host with
+// no seeds is its own seed: it counts as joined at once (WaitJoined), and
+// joins its saved peers, if any, in the background.
 func (c *Cluster) joinLoop() {
 	defer c.wg.Done()
-	if len(c.cfg.Join) == 0 {
-		c.markJoined()
-		return
-	}
 	first := max(c.cfg.Params.ProbeInterval/2, 50*time.Millisecond)
-	limit := 30 * c.cfg.Params.ProbeInterval
+	limit := RejoinInterval(c.cfg.Params)
 	backoff := first
-	joined := false
-	failures := 0
-	for {
+	joined := len(c.cfg.Join) == 0
+	if joined {
+		c.markJoined()
+	}
+	failures := 0 // attempts in a row that left this host alone
+	for attempt := 0; ; attempt++ {
 		wait := jitter(limit)
-		if !joined || c.ml.NumMembers() <= 1 {
-			n, err := c.ml.Join(c.cfg.Join)
-			if n > 0 {
-				if !joined {
-					c.log.Info("gossip joined", "seeds_contacted", n, "members", c.ml.NumMembers())
+		alone := c.ml.NumMembers() <= 1
+		if !joined || alone {
+			seeds, peers := c.joinTargets()
+			if attempt == 0 {
+				switch {
+				case len(seeds)+len(peers) == 0:
+					c.log.Info("gossip: no seeds and no saved peers; waiting for other hosts to join this one")
+				case len(c.cfg.Join) == 0:
+					c.log.Info("gossip: no seeds (this host is a seed); joining the peers it last knew alive", "peers", peerNames(peers))
+				default:
+					c.log.Info("gossip joining", "seeds", seeds, "saved_peers", peerNames(peers))
 				}
-				joined, failures, backoff = true, 0, first
-				c.markJoined()
-			} else {
-				failures++
-				if failures == 1 || failures%10 == 0 {
-					c.log.Warn("gossip join failed; retrying", "seeds", c.cfg.Join, "attempts", failures, "err", err)
+			}
+			if len(seeds)+len(peers) > 0 {
+				n, err := c.join(seeds, peers)
+				others := c.ml.NumMembers() - 1
+				if n > 0 {
+					c.markJoined() // a seed that is this host counts
 				}
-				wait = jitter(backoff)
-				backoff = min(2*backoff, limit)
+				joined = joined || n > 0
+				if others > 0 {
+					c.log.Info("gossip joined", "seeds", seeds, "saved_peers", peerNames(peers), "contacted", n, "members", others+1)
+					failures, backoff = 0, first
+				} else {
+					failures++
+					if failures == 1 || failures%10 == 0 {
+						attrs := []any{"seeds", seeds, "saved_peers", peerNames(peers), "attempts", failures, "retry_within", backoff}
+						if n > 0 {
+							c.log.Info("gossip: only this host answered (it is a seed); no other member is alive yet; retrying", attrs...)
+						} else {
+							c.log.Warn("gossip join: none of the seeds or saved peers answered; retrying", append(attrs, "err", err)...)
+						}
+					}
+					wait = jitter(backoff)
+					backoff = min(2*backoff, limit)
+				}
 			}
 		} else {
 			c.reconnect()
@@ -558,6 +609,50 @@ func (c *Cluster) joinLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// joinTargets is what a join attempt tries: every seed, and up to
+// maxJoinPeers saved peers (a random choice each attempt; not this host).
+func (c *Cluster) joinTargets() (seeds []string, peers []savedPeer) {
+	seeds = slices.Clone(c.cfg.Join)
+	for _, p := range c.savedPeers() {
+		if p.Name != c.cfg.NodeName && p.Addr != c.localAddr && !slices.Contains(seeds, p.Addr) {
+			peers = append(peers, p)
+		}
+	}
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	return seeds, peers[:min(len(peers), maxJoinPeers)]
+}
+
+// join contacts the seeds and peers all at once (an unreachable address
+// costs memberlist's TCP timeout; one after the other they would add up),
+// returning how many answered (this host counts, when it is a seed).
+func (c *Cluster) join(seeds []string, peers []savedPeer) (int, error) {
+	addrs := slices.Clone(seeds)
+	for _, p := range peers {
+		addrs = append(addrs, p.Addr)
+	}
+	type res struct {
+		n   int
+		err error
+	}
+	out := make(chan res, len(addrs))
+	for _, a := range addrs {
+		go func() {
+			n, err := c.ml.Join([]string{a})
+			out <- res{n, err}
+		}()
+	}
+	total := 0
+	var errs []error
+	for range addrs {
+		r := <-out
+		total += r.n
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	return total, errors.Join(errs...)
 }
 
 // reconnect tries to join a few members memberlist declared dead (not

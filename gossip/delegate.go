@@ -126,6 +126,7 @@ func (c *Cluster) setMemberLocked(mi *memberInfo) {
 		}
 	}
 	c.alive.Store(int64(alive))
+	c.peersChanged()
 }
 
 // leaveIntent records that host announced a graceful leave; if memberlist
