@@ -555,14 +555,6 @@ func dash(s string) string {
 	return s
 }
 
-// rosterReporter is the part of a fleet that tells the group's roster and,
-// without one, why (gossip.App).
-type rosterReporter interface {
-	Roster() rollout.RosterState
-}
-
-var _ rosterReporter = (*gossip.App)(nil)
-
 // Status is the fleet view served by the API and `drover status`.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
@@ -578,11 +570,7 @@ func (a *Agent) Status() Status {
 	}
 	running := map[string]bool{}
 	for _, ap := range apps {
-		as := ap.status()
-		if rr, ok := ap.fleet.(rosterReporter); ok {
-			rs := rr.Roster()
-			as.Roster = RosterStatus{Epoch: rs.Epoch, Voters: rs.Members, Voter: rs.Voter, Why: rs.Why, Expect: cfg.Cluster.BootstrapExpect}
-		}
+		as := ap.status(st.Time, cfg.Cluster.BootstrapExpect)
 		st.Apps = append(st.Apps, as)
 		running[ap.cfg.Name] = true
 	}

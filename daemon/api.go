@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/drover-dev/drover/hooks"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -25,6 +26,10 @@ type apiBackend interface {
 	SetPaused(ctx context.Context, app string, paused bool) error
 	Members() Members
 	RemoveMember(ctx context.Context, host, app string) ([]AppRoster, error)
+	History(app string) ([]DeploymentSummary, error)
+	AppDeployment(app, which string) (*hooks.Record, error)
+	CopyLog(ctx context.Context, group, id string, w io.Writer, follow bool) error
+	GroupHistory(group string) ([]DeploymentSummary, error)
 }
 
 // ErrNotFound says an application or deployment does not exist.
@@ -34,6 +39,38 @@ var ErrNotFound = errors.New("not found")
 func mutatingHandler(b apiBackend) http.Handler {
 	mux := http.NewServeMux()
 	addReadOnly(mux, b)
+	mux.HandleFunc("GET /v1/deployments/{group}", func(w http.ResponseWriter, r *http.Request) {
+		hs, err := b.GroupHistory(r.PathValue("group"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, hs)
+	})
+	// One of an application's deployments on this host: {which} is an ID,
+	// a unique prefix, a sequence number or "latest".
+	mux.HandleFunc("GET /v1/apps/{app}/deployments/{which}", func(w http.ResponseWriter, r *http.Request) {
+		rec, err := b.AppDeployment(r.PathValue("app"), r.PathValue("which"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rec)
+	})
+	// Its hook log; ?follow=1 streams it until the deployment ends. The
+	// deployment's ID is in the X-Drover-Deployment header.
+	mux.HandleFunc("GET /v1/apps/{app}/deployments/{which}/log", func(w http.ResponseWriter, r *http.Request) {
+		rec, err := b.AppDeployment(r.PathValue("app"), r.PathValue("which"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Drover-Deployment", rec.ID)
+		w.Header().Set("X-Drover-Status", string(rec.Status))
+		follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+		b.CopyLog(r.Context(), rec.Group, rec.ID, flushWriter{w}, follow)
+	})
 	mux.HandleFunc("GET /v1/deployments/{group}/{id}", func(w http.ResponseWriter, r *http.Request) {
 		rec, err := b.DeploymentRecord(r.PathValue("group"), r.PathValue("id"))
 		if err != nil {
@@ -96,10 +133,31 @@ func addReadOnly(mux *http.ServeMux, b apiBackend) {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Members())
 	})
+	// This host's deployments of an application, newest first, without
+	// the scripts' output (safe for the network listener).
+	mux.HandleFunc("GET /v1/apps/{app}/history", func(w http.ResponseWriter, r *http.Request) {
+		hs, err := b.History(r.PathValue("app"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, hs)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
+}
+
+// flushWriter flushes after every write, so that a followed log reaches
+// the client as it grows.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) { return f.w.Write(p) }
+func (f flushWriter) Flush() {
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/hooks"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,6 +48,32 @@ func (b *testBackend) DeploymentLog(group, id string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("deployment %s: %w", id, ErrNotFound)
 	}
 	return io.NopCloser(strings.NewReader("2026-11-26T00:00:00.000Z [stdout]hello\n")), nil
+}
+
+func (b *testBackend) History(app string) ([]DeploymentSummary, error) {
+	if app != "hello" {
+		return nil, fmt.Errorf("application %q: %w", app, ErrNotFound)
+	}
+	return []DeploymentSummary{{ID: "d-000000000001", Seq: 1, Host: "h1", Revision: "r1", Status: hooks.StatusSucceeded}}, nil
+}
+
+func (b *testBackend) GroupHistory(group string) ([]DeploymentSummary, error) {
+	if group != "web" {
+		return nil, fmt.Errorf("group %q: %w", group, ErrNotFound)
+	}
+	return b.History("hello")
+}
+
+func (b *testBackend) AppDeployment(app, which string) (*hooks.Record, error) {
+	if app != "hello" || which != "latest" && which != "d-000000000001" {
+		return nil, fmt.Errorf("deployment %s of %s: %w", which, app, ErrNotFound)
+	}
+	return &hooks.Record{ID: "d-000000000001", Application: app, Group: "web", Status: hooks.StatusSucceeded}, nil
+}
+
+func (b *testBackend) CopyLog(_ context.Context, group, id string, w io.Writer, _ bool) error {
+	_, err := io.WriteString(w, "2026-11-26T00:00:00.000Z [stdout]hello\n")
+	return err
 }
 
 func (b *testBackend) SetPaused(_ context.Context, app string, paused bool) error {
@@ -123,6 +150,49 @@ func TestAPIOverUnixSocket(t *testing.T) {
 	}
 	if err := c.DeploymentLog(ctx, "web", "d-000000000002", io.Discard); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("log of an unknown deployment: %v", err)
+	}
+	if hs, err := c.History(ctx, "hello"); err != nil || len(hs) != 1 || hs[0].ID != "d-000000000001" {
+		t.Errorf("history: %+v, %v", hs, err)
+	}
+	if _, err := c.History(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("history of an unknown app: %v", err)
+	}
+	log.Reset()
+	if id, err := c.AppDeploymentLog(ctx, "hello", "latest", false, &log); err != nil || id != "d-000000000001" || !strings.Contains(log.String(), "[stdout]hello") {
+		t.Errorf("log of the latest deployment: id %q, %q, err %v", id, log.String(), err)
+	}
+	if rec, err := c.AppDeployment(ctx, "hello", "latest"); err != nil || rec.ID != "d-000000000001" {
+		t.Errorf("latest deployment: %+v, %v", rec, err)
+	}
+	var group []DeploymentSummary
+	if err := c.do(ctx, http.MethodGet, "/v1/deployments/web", &group); err != nil || len(group) != 1 {
+		t.Errorf("GET /v1/deployments/web: %+v, %v", group, err)
+	}
+}
+
+// TestAPIReadOnlyListenerHasHistoryNotLogs: the metrics listener, open to
+// the network, serves the history (no script output) but neither records
+// nor logs, which may hold what scripts print.
+func TestAPIReadOnlyListenerHasHistoryNotLogs(t *testing.T) {
+	b := &testBackend{paused: map[string]bool{}}
+	ro := httptest.NewServer(metricsHandler(b, prometheus.NewRegistry()))
+	defer ro.Close()
+	for path, want := range map[string]int{
+		"/v1/apps/hello/history":                 http.StatusOK,
+		"/v1/apps/nope/history":                  http.StatusNotFound,
+		"/v1/apps/hello/deployments/latest":      http.StatusNotFound,
+		"/v1/apps/hello/deployments/latest/log":  http.StatusNotFound,
+		"/v1/deployments/web":                    http.StatusNotFound,
+		"/v1/deployments/web/d-000000000001/log": http.StatusNotFound,
+	} {
+		resp, err := http.Get(ro.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the metrics listener: %s, want %d", path, resp.Status, want)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,10 @@ type fleet interface {
 	// Voters and ForceRemove serve `drover members` and member removal.
 	Voters() rollout.Roster
 	ForceRemove(host string)
+	// Roster, TimeAt and BakeUntil serve `drover status`.
+	Roster() rollout.RosterState
+	TimeAt(d time.Duration) time.Time
+	BakeUntil() time.Time
 	Close()
 }
 
@@ -258,6 +264,7 @@ func (a *app) run(ctx context.Context, d rollout.Decision, fence *proc.Fence) {
 		if cause := context.Cause(ctx); errors.Is(cause, errAborted) {
 			result = cause.Error() + ": " + result
 		}
+		result = fitResult(result, rollout.MaxString)
 	}
 	if rec != nil {
 		a.metrics.DeploymentDuration.WithLabelValues(a.cfg.Name).Observe(rec.Duration(rec.Finished).Seconds())
@@ -297,63 +304,43 @@ func (a *app) request(d rollout.Decision) (hooks.Request, error) {
 	return req, nil
 }
 
-// status is this app's part of `drover status`.
-func (a *app) status() AppStatus {
-	ps := a.poller.Status()
-	a.mu.Lock()
-	st := AppStatus{
-		Name: a.cfg.Name, Group: a.cfg.Group, Active: true, Source: ps.Source,
-		SourceError: ps.LastError, LastPoll: ps.LastSuccess,
-		ManifestInvalid: ps.LastResult == source.ResultInvalid, Polls: map[string]uint64{},
-	}
-	for r, n := range ps.Polls {
-		st.Polls[string(r)] = n
-	}
-	if a.hasDes {
-		st.Desired, st.DesiredID = a.desired.Label, a.desired.ID
-		if a.manif != nil {
-			st.Strategy = string(a.manif.Deployment.Strategy)
-			st.Paused = a.manif.Deployment.Paused
-		}
-	}
-	labels := map[string]string{}
-	for id, r := range a.known {
-		labels[id] = r.Label
-	}
-	a.mu.Unlock()
-	st.Paused = st.Paused || a.fleet.Paused()
-	label := func(id string) string {
-		if l, ok := labels[id]; ok {
-			return l
-		}
-		if rec, err := a.store.FindRevision(a.cfg.Group, id); err == nil {
-			return rec.Revision
-		}
-		return shortID(id)
-	}
-	for _, h := range a.fleet.Status() {
-		hs := HostStatus{
-			Host: h.Host, Revision: label(h.Installed), Target: label(h.Revision), Phase: h.Phase.String(),
-			Event: h.Event, Result: h.Result, Reachable: h.Reach.Reachable() || h.Host == a.host,
-			Voter: h.Member, Epoch: h.Epoch, Claim: h.Claim,
-		}
-		if h.Installed == "" {
-			hs.Revision = ""
-		}
-		if h.Halted && h.Revision == st.DesiredID {
-			st.Halted = true
-		}
-		if h.Revision == "" {
-			hs.Target = ""
-		}
-		st.Hosts = append(st.Hosts, hs)
-	}
-	return st
-}
-
 func shortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
 	return id
+}
+
+// fitResult makes a failure message fit a gossip row (max bytes): the
+// first line (the error, cut if need be) and as many of the last lines (the
+// end of the script's output) as fit, so that every host's status can show
+// what failed and how.
+func fitResult(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	first, rest, _ := strings.Cut(s, "\n")
+	first = rollout.ClipString(first, max*3/5)
+	lines := strings.Split(rest, "\n")
+	var tail []string
+	room := max - len(first)
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
+		if l == "" {
+			continue
+		}
+		if len(l)+1 > room {
+			if len(tail) == 0 && room > 8 {
+				tail = append(tail, rollout.ClipString(l, room-1))
+			}
+			break
+		}
+		tail = append(tail, l)
+		room -= len(l) + 1
+	}
+	slices.Reverse(tail)
+	if len(tail) == 0 {
+		return rollout.ClipString(first, max)
+	}
+	return first + "\n" + strings.Join(tail, "\n")
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/drover-dev/drover/hooks"
 )
 
 // Client talks to a local agent over its unix socket; the CLI uses it.
@@ -89,12 +91,59 @@ func (c *Client) DeploymentLog(ctx context.Context, group, id string, w io.Write
 	return err
 }
 
+// History lists this host's deployments of app, newest first.
+func (c *Client) History(ctx context.Context, app string) ([]DeploymentSummary, error) {
+	var hs []DeploymentSummary
+	if err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/history", &hs); err != nil {
+		return nil, err
+	}
+	return hs, nil
+}
+
+// AppDeployment fetches one of app's deployment records on this host:
+// which is an ID, a unique prefix, a sequence number or "latest".
+func (c *Client) AppDeployment(ctx context.Context, app, which string) (*hooks.Record, error) {
+	var r hooks.Record
+	if err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/deployments/"+url.PathEscape(which), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// AppDeploymentLog copies the hook log of one of app's deployments to w
+// (which as for AppDeployment); with follow, until the deployment ends or
+// ctx does. It returns the deployment's ID.
+func (c *Client) AppDeploymentLog(ctx context.Context, app, which string, follow bool, w io.Writer) (string, error) {
+	path := "/v1/apps/" + url.PathEscape(app) + "/deployments/" + url.PathEscape(which) + "/log"
+	hc := c.hc
+	if follow {
+		path += "?follow=1"
+		cp := *c.hc
+		cp.Timeout = 0 // a followed deployment may run for an hour
+		hc = &cp
+	}
+	resp, err := c.requestWith(ctx, hc, http.MethodGet, path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if err != nil && ctx.Err() != nil {
+		err = nil // interrupted by the operator
+	}
+	return resp.Header.Get("X-Drover-Deployment"), err
+}
+
 func (c *Client) request(ctx context.Context, method, path string) (*http.Response, error) {
+	return c.requestWith(ctx, c.hc, method, path)
+}
+
+func (c *Client) requestWith(ctx context.Context, hc *http.Client, method, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://drover"+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):

@@ -848,3 +848,29 @@ func RawSocket(data []byte) string {
 	}
 	return filepath.Clean(n.Value)
 }
+
+// RawAppNames reads the application names of a config file's YAML without
+// validating it, for shell completion (a config being edited still
+// completes).
+func RawAppNames(data []byte) []string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return nil
+	}
+	_, apps := (&validator{root: &root}).find("applications")
+	if apps == nil || apps.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var names []string
+	for _, a := range apps.Content {
+		if a.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(a.Content); i += 2 {
+			if a.Content[i].Value == "name" && a.Content[i+1].Kind == yaml.ScalarNode && a.Content[i+1].Value != "" {
+				names = append(names, a.Content[i+1].Value)
+			}
+		}
+	}
+	return names
+}

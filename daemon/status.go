@@ -30,11 +30,25 @@ type AppStatus struct {
 	Source  string `json:"source"`
 	Desired string `json:"desired,omitempty"` // revision label the source publishes
 	// DesiredID is the content identity (commit, sha256).
-	DesiredID   string `json:"desired_id,omitempty"`
-	Strategy    string `json:"strategy,omitempty"`
-	Paused      bool   `json:"paused"`
+	DesiredID string `json:"desired_id,omitempty"`
+	Strategy  string `json:"strategy,omitempty"`
+	// Deployment is the rollout's deployment ID for the desired revision
+	// (DEPLOYMENT_ID of its hooks; the same on every host), once known.
+	Deployment string `json:"deployment,omitempty"`
+	Paused     bool   `json:"paused"`
+	// PausedBy says who paused: "drover pause" (the fleet-wide flag) or
+	// "manifest" (deployment.paused).
+	PausedBy    string `json:"paused_by,omitempty"`
 	Halted      bool   `json:"halted"`
 	SourceError string `json:"source_error,omitempty"`
+	// Failure is the failed host that halted the rollout of the desired
+	// revision (or, before a halt, the last failure of it), nil when none.
+	Failure *Failure `json:"failure,omitempty"`
+	// Why says why the rollout does not go on, when it does not (no
+	// roster, no majority reachable, paused, halted, waiting for the
+	// canary's bake), one reason per entry; empty while it progresses or
+	// when it is complete.
+	Why []string `json:"why,omitempty"`
 	// ManifestInvalid is set while the newest manifest fails validation
 	// and is ignored (SourceError says why).
 	ManifestInvalid bool `json:"manifest_invalid,omitempty"`
@@ -60,19 +74,34 @@ type RosterStatus struct {
 // HostStatus is one host's row for one application.
 type HostStatus struct {
 	Host       string `json:"host"`
-	Revision   string `json:"revision"`         // installed (last successful) revision
-	Target     string `json:"target,omitempty"` // revision being deployed or last attempted
-	Phase      string `json:"phase"`            // idle, waiting, running, succeeded, failed, rolling-back, ...
-	Event      string `json:"event,omitempty"`  // lifecycle event while running
-	Result     string `json:"result,omitempty"` // last result message
-	Deployment string `json:"deployment,omitempty"`
+	Revision   string `json:"revision"`             // installed (last successful) revision
+	Target     string `json:"target,omitempty"`     // revision being deployed or last attempted
+	Phase      string `json:"phase"`                // idle, waiting, running, succeeded, failed, rolling-back, ...
+	Event      string `json:"event,omitempty"`      // lifecycle event while running
+	Result     string `json:"result,omitempty"`     // last result message (a failure: the error and the end of the script's output)
+	Deployment string `json:"deployment,omitempty"` // the deployment the row is about (DEPLOYMENT_ID)
 	Reachable  bool   `json:"reachable"`
 	// Voter: the host is in the group's roster (its quorum), at Epoch.
 	Voter bool   `json:"voter"`
 	Epoch uint64 `json:"epoch,omitempty"`
 	// Claim is the slot claim the host holds while it runs (0: none).
-	Claim   uint64    `json:"claim,omitempty"`
-	Updated time.Time `json:"updated,omitzero"` // when this agent last heard of the row
+	Claim uint64 `json:"claim,omitempty"`
+	// Since is when this agent saw the row's revision, phase or event
+	// change: the AGE column. An agent restarted since counts from its
+	// start.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Failure is a failed host of a rollout, as its gossip row tells it.
+type Failure struct {
+	Host       string   `json:"host"`
+	Revision   string   `json:"revision"`
+	Deployment string   `json:"deployment,omitempty"`
+	Event      string   `json:"event,omitempty"`  // the lifecycle event that failed, when the error names it
+	Error      string   `json:"error"`            // the first line of the error
+	Output     []string `json:"output,omitempty"` // the last lines of the script's output, as far as a row carries them
+	halted     bool
+	forward    bool // the failure is of the forward run (not of a rollback)
 }
 
 // SampleStatus is a small fleet with every kind of row, for tests and
@@ -92,9 +121,9 @@ func SampleStatus() Status {
 			Polls: map[string]uint64{"changed": 2, "unchanged": 118, "error": 1}, LastPoll: now.Add(-20 * time.Second),
 			Roster: RosterStatus{Epoch: 2, Voters: 3, Voter: true},
 			Hosts: []HostStatus{
-				{Host: "web-1", Revision: "2026.11.26-2", Target: "2026.11.26-2", Phase: "succeeded", Result: "succeeded", Reachable: true, Updated: now.Add(-40 * time.Second)},
-				{Host: "web-2", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "running", Event: "AfterInstall", Reachable: true, Updated: now.Add(-2 * time.Second)},
-				{Host: "web-3", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "waiting", Reachable: false, Updated: now.Add(-9 * time.Second)},
+				{Host: "web-1", Revision: "2026.11.26-2", Target: "2026.11.26-2", Phase: "succeeded", Result: "succeeded", Reachable: true, Since: now.Add(-40 * time.Second)},
+				{Host: "web-2", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "running", Event: "AfterInstall", Reachable: true, Since: now.Add(-2 * time.Second)},
+				{Host: "web-3", Revision: "2026.11.26-1", Target: "2026.11.26-2", Phase: "waiting", Reachable: false, Since: now.Add(-9 * time.Second)},
 			},
 		}},
 	}

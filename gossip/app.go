@@ -61,6 +61,7 @@ type App struct {
 	roster rollout.RosterState
 	voters rollout.Roster // the roster this host holds (Members not shared with the Node)
 	paused bool
+	bake   time.Duration // Node.BakeUntil at the snapshot
 	closed bool
 }
 
@@ -165,6 +166,24 @@ func (a *App) Roster() rollout.RosterState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.roster
+}
+
+// TimeAt converts a time of the Node's clock (rollout.HostStatus.Since) to
+// wall-clock time; zero stays zero.
+func (a *App) TimeAt(d time.Duration) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return a.c.timeAt(d)
+}
+
+// BakeUntil is when the canary's bake ends while the rollout waits for it
+// (rollout.Node.BakeUntil), zero otherwise. Same lag as Status.
+func (a *App) BakeUntil() time.Time {
+	a.mu.Lock()
+	d := a.bake
+	a.mu.Unlock()
+	return a.TimeAt(d)
 }
 
 // Paused reports the fleet-wide pause flag as this host sees it.

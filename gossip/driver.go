@@ -47,7 +47,8 @@ type appState struct {
 	retryDelay time.Duration
 	failures   int
 
-	dirty   bool // Status snapshot is stale
+	dirty   bool          // Status snapshot is stale
+	bake    time.Duration // Node.BakeUntil in the last snapshot
 	lastOwn rollout.Row
 	hasOwn  bool
 	flag    rollout.Flag // the pause flag last logged
@@ -419,11 +420,12 @@ func (d *driver) snapshots(now time.Duration) {
 	for _, s := range d.apps {
 		// Without a roster the reason can change with time alone (a
 		// bootstrap wait passing): it is recomputed at every snapshot.
-		if s.dirty || s.node.Roster().Epoch == 0 {
+		if s.dirty || s.node.Roster().Epoch == 0 || s.node.BakeUntil() != s.bake {
 			st, paused, rs, vs := s.node.Status(), s.node.Paused(), s.node.RosterState(now), s.node.Roster()
 			vs.Members = slices.Clone(vs.Members)
+			s.bake = s.node.BakeUntil()
 			s.a.mu.Lock()
-			s.a.status, s.a.paused, s.a.roster, s.a.voters = st, paused, rs, vs
+			s.a.status, s.a.paused, s.a.roster, s.a.voters, s.a.bake = st, paused, rs, vs, s.bake
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}

@@ -54,6 +54,7 @@ hello-web needs python3.`,
 	}
 	cmd.Flags().IntVar(&f.hosts, "hosts", 5, "number of agents")
 	cmd.Flags().StringVar(&f.strategy, "strategy", "one-at-a-time", "all-at-once, one-at-a-time, rolling or canary")
+	cmd.RegisterFlagCompletionFunc("strategy", completeStrategies)
 	cmd.Flags().BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, state) for a look afterwards")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd

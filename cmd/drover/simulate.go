@@ -113,6 +113,7 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.IntVar(&f.hosts, "hosts", 100, "number of hosts in the group")
 	fl.StringVar(&f.strategy, "strategy", "one-at-a-time", "all-at-once, one-at-a-time, rolling or canary")
+	cmd.RegisterFlagCompletionFunc("strategy", completeStrategies)
 	fl.StringVar(&f.batch, "batch", "", "rolling and canary batch: count or percent (e.g. 10%)")
 	fl.StringVar(&f.canary, "canary", "", "canary step: count or percent")
 	fl.DurationVar(&f.bake, "bake", 0, "canary bake time (virtual)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,26 +13,31 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// TestStatusTable checks the `drover status` table against a golden file
-// (go test ./cmd/drover -run TestStatusTable -update rewrites it).
-func TestStatusTable(t *testing.T) {
-	st := daemon.SampleStatus()
-	st.ConfigError = "drover.yaml:12: applications[0].source: want exactly one of git, s3 or dir, found 2"
-	st.Apps[0].Paused = true
-	var b strings.Builder
-	printStatus(&b, &st)
-	golden := filepath.Join("testdata", "status.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+// TestStatusGolden renders statuses recorded from real agents (normalized:
+// see normalizeStatus; the fleet tests that record them rewrite them with
+// -update) and compares them with their golden files.
+func TestStatusGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "status-*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded statuses in testdata: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("status table:\n%s\nwant:\n%s", b.String(), want)
+		var st daemon.Status
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got := renderGolden(&st)
+		want, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".golden")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("%s rendered:\n%s\nwant:\n%s", f, got, want)
+		}
 	}
 }
 

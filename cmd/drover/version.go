@@ -20,14 +20,19 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commit
-			if c == "" {
-				c = vcsRevision()
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "drover %s\ncommit %s\ngo %s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprint(cmd.OutOrStdout(), versionText())
 			return nil
 		},
 	}
+}
+
+// versionText is what `drover version` and `drover --version` print.
+func versionText() string {
+	c := commit
+	if c == "" {
+		c = vcsRevision()
+	}
+	return fmt.Sprintf("drover %s\ncommit %s\ngo %s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func vcsRevision() string {
