@@ -28,7 +28,7 @@ func TestFleetFailingHookAsAnOperatorSeesIt(t *testing.T) {
 	f.push("v2", "one-at-a-time", bundleOpts{failValidate: true})
 
 	settled := func(st *daemon.Status) bool {
-		a := appOf(st)
+		a := helloApp(st)
 		if a == nil || !a.Halted || a.Failure == nil || !allOn(3, "v1")(st) {
 			return false
 		}
@@ -40,11 +40,11 @@ func TestFleetFailingHookAsAnOperatorSeesIt(t *testing.T) {
 		return true
 	}
 	st := f.waitFor(0, 90*time.Second, "the rollout of v2 halted and rolled back, seen by h1", settled)
-	failed := appOf(st).Failure.Host
+	failed := helloApp(st).Failure.Host
 	fi := slices.IndexFunc(f.agents, func(a *agentProc) bool { return a.name == failed })
 	other := (fi + 1) % len(f.agents)
 	st = f.waitFor(other, 30*time.Second, "the halt seen by "+f.agents[other].name, settled)
-	a := appOf(st)
+	a := helloApp(st)
 
 	// The failed host's own record of v2 is the deployment status names.
 	var hist []daemon.DeploymentSummary
@@ -139,7 +139,7 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 	f.push("v2", "one-at-a-time", bundleOpts{hangOnce: "AfterInstall"})
 	var runner string
 	running := func(st *daemon.Status) bool {
-		a := appOf(st)
+		a := helloApp(st)
 		if a == nil || a.Desired != "v2" {
 			return false
 		}
@@ -161,7 +161,7 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 		other = 1
 	}
 	st := f.waitFor(other, 30*time.Second, "the pause seen by "+f.agents[other].name, func(st *daemon.Status) bool {
-		a := appOf(st)
+		a := helloApp(st)
 		if a == nil || !a.Paused || !running(st) {
 			return false
 		}
@@ -172,7 +172,7 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 		}
 		return true
 	})
-	a := appOf(st)
+	a := helloApp(st)
 	if a.PausedBy != "drover pause" || !slices.ContainsFunc(a.Why, func(w string) bool { return strings.HasPrefix(w, "paused fleet-wide by `drover pause`") }) {
 		t.Errorf("paused status: by %q, why %q", a.PausedBy, a.Why)
 	}
@@ -196,7 +196,7 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 	}
 }
 
-func appOf(st *daemon.Status) *daemon.AppStatus {
+func helloApp(st *daemon.Status) *daemon.AppStatus {
 	for i := range st.Apps {
 		if st.Apps[i].Name == fleetApp {
 			return &st.Apps[i]
