@@ -73,6 +73,7 @@ type app struct {
 	manif   *manifest.Manifest
 	running *runningDeployment // nil when idle
 	events  map[string]string  // deployment → current event, for status
+	started time.Time          // when the loops started: polling since
 
 	wg sync.WaitGroup // the loops and a running deployment
 }
@@ -96,6 +97,9 @@ var errAborted = errors.New("aborted by the rollout protocol: this host lost its
 // start runs the app's loops until ctx ends. Deployments run under deployCtx,
 // which outlives ctx on a reload, so that a reload never kills a hook.
 func (a *app) start(ctx, deployCtx context.Context) {
+	a.mu.Lock()
+	a.started = time.Now()
+	a.mu.Unlock()
 	a.wg.Go(func() { a.poller.Run(ctx, a.onDesired) })
 	a.wg.Go(func() { a.decisionLoop(ctx, deployCtx) })
 }

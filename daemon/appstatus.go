@@ -24,6 +24,7 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 	for r, n := range ps.Polls {
 		st.Polls[string(r)] = n
 	}
+	st.PollingSince = a.started
 	manifestPaused := false
 	if a.hasDes {
 		st.Desired, st.DesiredID = a.desired.Label, a.desired.ID

@@ -37,7 +37,7 @@ func NewStatusCollector(status func() Status) prometheus.Collector {
 		polls: prometheus.NewDesc("drover_source_polls_total",
 			"Polls of an application's source, by result (changed, unchanged, empty, invalid, error).", []string{"app", "result"}, nil),
 		lastSuccess: prometheus.NewDesc("drover_source_last_success_timestamp_seconds",
-			"Unix time of the last successful poll of an application's source.", []string{"app"}, nil),
+			"Unix time of the last successful poll of an application's source (changed or unchanged); before the first, when the agent began polling it.", []string{"app"}, nil),
 		manifestInvalid: prometheus.NewDesc("drover_manifest_invalid",
 			"1 while the newest manifest of an application fails validation and is ignored.", []string{"app"}, nil),
 		rosterEpoch: prometheus.NewDesc("drover_roster_epoch",
@@ -82,8 +82,14 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for r, n := range a.Polls {
 			ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(n), a.Name, r)
 		}
-		if !a.LastPoll.IsZero() {
-			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, float64(a.LastPoll.UnixNano())/float64(time.Second), a.Name)
+		// Before any success, the time polling began: an agent that never
+		// read its source (a misspelled branch from the start) turns stale
+		// like one whose source went away, and the alert fires.
+		if last := a.LastPoll; !last.IsZero() || !a.PollingSince.IsZero() {
+			if last.IsZero() {
+				last = a.PollingSince
+			}
+			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, float64(last.UnixNano())/float64(time.Second), a.Name)
 		}
 		type key struct{ rev, state string }
 		counts := map[key]float64{}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -63,5 +64,41 @@ func TestMetricsPassPromtool(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestLastSuccessBeforeAnySuccess: an application whose source never
+// answered since the agent started (a misspelled branch from the start)
+// exports the time polling began as its last success, so that the stale
+// alert fires for it as for a source that went away; after a success, the
+// success's time.
+func TestLastSuccessBeforeAnySuccess(t *testing.T) {
+	started := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	st := SampleStatus()
+	st.Apps[0].LastPoll, st.Apps[0].PollingSince = time.Time{}, started
+	value := func() float64 {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		if err := reg.Register(NewStatusCollector(func() Status { return st })); err != nil {
+			t.Fatal(err)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "drover_source_last_success_timestamp_seconds" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("drover_source_last_success_timestamp_seconds is not exported before a success")
+		return 0
+	}
+	if v := value(); v != float64(started.Unix()) {
+		t.Errorf("before any success: %v, want the start of polling %d", v, started.Unix())
+	}
+	st.Apps[0].LastPoll = started.Add(time.Minute)
+	if v := value(); v != float64(started.Add(time.Minute).Unix()) {
+		t.Errorf("after a success: %v, want its time", v)
 	}
 }

@@ -54,7 +54,9 @@ type AppStatus struct {
 	ManifestInvalid bool `json:"manifest_invalid,omitempty"`
 	// Polls counts the source's polls by result.
 	Polls    map[string]uint64 `json:"polls,omitempty"`
-	LastPoll time.Time         `json:"last_poll,omitzero"`
+	LastPoll time.Time         `json:"last_poll,omitzero"` // the last successful poll
+	// PollingSince is when this agent began polling the source.
+	PollingSince time.Time `json:"polling_since,omitzero"`
 	// Roster is the group's roster of voters as this host holds it.
 	Roster RosterStatus `json:"roster"`
 	Hosts  []HostStatus `json:"hosts"`

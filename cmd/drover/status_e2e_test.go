@@ -94,6 +94,7 @@ func TestFleetFailingHookAsAnOperatorSeesIt(t *testing.T) {
 			t.Errorf("drover logs %s %s on %s: exit %d\n%s%s", fleetApp, which, failed, r.code, r.stdout, r.stderr)
 		}
 	}
+	t.Logf("$ drover logs hello %d   # on %s\n%s", v2.Seq, failed, r.stdout)
 	r = drover(t, nil, "logs", fleetApp, "d-000000000000", "--socket", f.agents[fi].socket)
 	if r.code == 0 || !strings.Contains(r.stderr, "no deployment d-000000000000 of hello on this host") {
 		t.Errorf("drover logs of an unknown deployment: exit %d\n%s", r.code, r.stderr)
