@@ -159,10 +159,12 @@ func failureOf(h rollout.HostStatus, revision string) *Failure {
 	}
 	// An error names its event first ("ValidateService failed: ..."),
 	// after the prefix of an abort.
+	at := len(first)
 	for _, ev := range appspec.Events {
-		if strings.Contains(first, string(ev)+" failed: ") {
-			f.Event = string(ev)
-			break
+		i := strings.Index(first, string(ev)+" failed: ")
+		// A whole word: "AfterInstall failed" is not Install's.
+		if i >= 0 && i < at && (i == 0 || first[i-1] == ' ') {
+			f.Event, at = string(ev), i
 		}
 	}
 	return f

@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/gossip"
+	"github.com/drover-dev/drover/hooks"
+	"github.com/drover-dev/drover/reconcile/manifest"
+	"github.com/drover-dev/drover/reconcile/rollout"
+	"github.com/drover-dev/drover/reconcile/source"
+)
+
+// stubFleet is the fleet of these tests of status: the rows, roster and
+// flags status reads. (The fleet tests in cmd/drover read the same status
+// from real agents; these cover the states those do not reach cheaply.)
+type stubFleet struct {
+	fleet  // nil: the methods status does not call
+	rows   []rollout.HostStatus
+	roster rollout.RosterState
+	paused bool
+	bake   time.Time
+}
+
+func (s *stubFleet) Status() []rollout.HostStatus      { return s.rows }
+func (s *stubFleet) Roster() rollout.RosterState       { return s.roster }
+func (s *stubFleet) Paused() bool                      { return s.paused }
+func (s *stubFleet) BakeUntil() time.Time              { return s.bake }
+func (s *stubFleet) TimeAt(d time.Duration) time.Time  { return time.Unix(0, 0).Add(d) }
+func (s *stubFleet) SetDesired(rollout.Desired)        {}
+func (s *stubFleet) Finished(string, bool, string)     {}
+func (s *stubFleet) Progress(string, string)           {}
+func (s *stubFleet) Timing() rollout.Timing            { return rollout.Timing{} }
+func (s *stubFleet) Voters() rollout.Roster            { return rollout.Roster{} }
+func (s *stubFleet) ForceRemove(string)                {}
+func (s *stubFleet) SetPaused(bool)                    {}
+func (s *stubFleet) Close()                            {}
+func (s *stubFleet) Decisions() <-chan gossip.Decision { return nil }
+
+type nullSource struct{}
+
+func (nullSource) Desired(context.Context) (source.Revision, error) {
+	return source.Revision{}, source.ErrNoManifest
+}
+func (nullSource) Fetch(context.Context, source.Revision, string) error { return nil }
+func (nullSource) String() string                                       { return "dir /srv/release" }
+
+func statusApp(t *testing.T, f *stubFleet, d manifest.Deployment) *app {
+	t.Helper()
+	st, err := hooks.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{
+		cfg: AppConfig{Name: "hello", Group: "web"}, host: "h1", log: slog.New(slog.DiscardHandler),
+		poller: source.NewPoller(nullSource{}, source.PollerConfig{App: "hello"}), fleet: f, store: st,
+		known: map[string]source.Revision{},
+	}
+	rev := source.Revision{ID: "r2", Label: "v2", Manifest: &manifest.Manifest{Deployment: d}}
+	a.known["r2"], a.desired, a.hasDes, a.manif = rev, rev, true, rev.Manifest
+	return a
+}
+
+func row(host string, phase rollout.Phase, reach rollout.Reach, result string) rollout.HostStatus {
+	return rollout.HostStatus{Row: rollout.Row{Host: host, Revision: "r2", Installed: "r1", Phase: phase, Result: result}, Reach: reach, Member: true}
+}
+
+func TestStatusSaysWhyTheRolloutStands(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		f    *stubFleet
+		d    manifest.Deployment
+		want []string // each in one of Why, in order
+	}{
+		{"no majority", &stubFleet{roster: rollout.RosterState{Epoch: 2, Members: 3},
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseWaiting, rollout.ReachAlive, ""),
+				row("h2", rollout.PhaseWaiting, rollout.ReachDead, ""), row("h3", rollout.PhaseWaiting, rollout.ReachSuspect, "")}},
+			manifest.Deployment{Strategy: manifest.OneAtATime},
+			[]string{"no majority of the roster reachable: 1 of 3 voters (unreachable: h2, h3)"}},
+		{"no roster", &stubFleet{roster: rollout.RosterState{Why: "no roster: waiting for bootstrap_expect 5 hosts, 3 seen"},
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{}, []string{"no roster: waiting for bootstrap_expect 5 hosts, 3 seen"}},
+		{"paused by drover pause", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 1}, paused: true,
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{}, []string{"paused fleet-wide by `drover pause`", "`drover resume hello` goes on"}},
+		{"paused by the manifest", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 1},
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{Paused: true}, []string{"paused by the manifest (deployment.paused: true)"}},
+		{"bake", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 2}, bake: now.Add(90 * time.Second),
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseSucceeded, rollout.ReachAlive, "succeeded"), row("h2", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{Strategy: manifest.Canary}, []string{"waiting for the canary's bake: 1m30s left"}},
+		{"halted, with an aborted host's failure", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 2},
+			rows: []rollout.HostStatus{
+				func() rollout.HostStatus {
+					h := row("h1", rollout.PhaseFailed, rollout.ReachAlive, "aborted by the rollout protocol: this host lost its slot: AfterInstall failed: script at specified location: x.sh was stopped\nbye")
+					h.Halted = true
+					return h
+				}(), row("h2", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{}, []string{"halted: h1 failed at AfterInstall"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := statusApp(t, tc.f, tc.d).status(now, 0)
+			got := strings.Join(st.Why, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("why:\n%s\nwant %q", got, w)
+				}
+			}
+		})
+	}
+	// Complete and not paused: nothing to explain.
+	f := &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 1}, rows: []rollout.HostStatus{
+		{Row: rollout.Row{Host: "h1", Revision: "r2", Installed: "r2", Phase: rollout.PhaseSucceeded}, Member: true}}}
+	if st := statusApp(t, f, manifest.Deployment{}).status(now, 0); len(st.Why) != 0 || st.Failure != nil {
+		t.Errorf("a complete rollout: why %q, failure %+v", st.Why, st.Failure)
+	}
+}
+
+// TestFitResult: a failure longer than a gossip row keeps its first line
+// (the error) and the last lines of the output, within the limit.
+func TestFitResult(t *testing.T) {
+	long := "ValidateService failed: script at specified location: hook.sh failed with exit code 1; last output:\n" +
+		strings.Repeat("noise line\n", 40) + "the real reason\n"
+	got := fitResult(long, rollout.MaxString)
+	if len(got) > rollout.MaxString || !strings.HasPrefix(got, "ValidateService failed: script at specified location: hook.sh failed with exit code 1") ||
+		!strings.HasSuffix(got, "\nthe real reason") {
+		t.Errorf("fitResult: %d bytes\n%s", len(got), got)
+	}
+	if s := "short\nfits"; fitResult(s, rollout.MaxString) != s {
+		t.Errorf("a short result changed: %q", fitResult(s, rollout.MaxString))
+	}
+}
