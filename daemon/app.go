@@ -74,6 +74,7 @@ type app struct {
 	running *runningDeployment // nil when idle
 	events  map[string]string  // deployment → current event, for status
 	started time.Time          // when the loops started: polling since
+	labels  map[string]string  // revision ID → label found in the records (archivedLabel)
 
 	wg sync.WaitGroup // the loops and a running deployment
 }

@@ -50,10 +50,7 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 		if l, ok := labels[id]; ok {
 			return l
 		}
-		if rec, err := a.store.FindRevision(a.cfg.Group, id); err == nil {
-			return rec.Revision
-		}
-		return shortID(id)
+		return a.archivedLabel(id)
 	}
 	rows := a.fleet.Status()
 	done, voters, reachVoters := 0, 0, 0
@@ -168,4 +165,29 @@ func failureOf(h rollout.HostStatus, revision string) *Failure {
 		}
 	}
 	return f
+}
+
+// archivedLabel is the label of a revision the source no longer publishes,
+// from this host's records, else its short ID. Found labels are kept (a
+// revision's label never changes), so that status, which the metrics
+// scrape and `drover status --watch` call often, does not read every
+// record for every host each time.
+func (a *app) archivedLabel(id string) string {
+	a.mu.Lock()
+	l, ok := a.labels[id]
+	a.mu.Unlock()
+	if ok {
+		return l
+	}
+	rec, err := a.store.FindRevision(a.cfg.Group, id)
+	if err != nil {
+		return shortID(id)
+	}
+	a.mu.Lock()
+	if a.labels == nil || len(a.labels) >= 256 {
+		a.labels = map[string]string{} // bounded: start over
+	}
+	a.labels[id] = rec.Revision
+	a.mu.Unlock()
+	return rec.Revision
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,31 @@ func TestFitResult(t *testing.T) {
 	}
 	if s := "short\nfits"; fitResult(s, rollout.MaxString) != s {
 		t.Errorf("a short result changed: %q", fitResult(s, rollout.MaxString))
+	}
+}
+
+// TestStatusKeepsArchivedLabels: the label of a revision the source no
+// longer publishes comes from this host's records once, not at every
+// status (the metrics scrape and `status --watch` ask often).
+func TestStatusKeepsArchivedLabels(t *testing.T) {
+	f := &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 1}, rows: []rollout.HostStatus{
+		{Row: rollout.Row{Host: "h1", Revision: "r2", Installed: "r0", Phase: rollout.PhaseWaiting}, Member: true}}}
+	a := statusApp(t, f, manifest.Deployment{})
+	rec := &hooks.Record{ID: "d-000000000001", Application: "hello", Group: "web", Revision: "v0", RevisionID: "r0", Seq: 1, Status: hooks.StatusSucceeded}
+	if err := a.store.Put(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(a.store.BundleDir("web", rec.ID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if got := a.status(now, 0).Hosts[0].Revision; got != "v0" {
+		t.Fatalf("installed revision shown as %q, want its label v0 from the record", got)
+	}
+	if err := os.RemoveAll(a.store.DeploymentDir("web", rec.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.status(now, 0).Hosts[0].Revision; got != "v0" {
+		t.Errorf("after the first status the label is read again from the records: %q", got)
 	}
 }
