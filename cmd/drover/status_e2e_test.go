@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -25,7 +27,34 @@ import (
 func TestFleetFailingHookAsAnOperatorSeesIt(t *testing.T) {
 	f := newFleet(t, 3, "one-at-a-time")
 	f.waitFor(0, 90*time.Second, "v1 deployed", allOn(3, "v1"))
-	f.push("v2", "one-at-a-time", bundleOpts{failValidate: true})
+	// ValidateService sleeps 2 s, then fails.
+	f.push("v2", "one-at-a-time", bundleOpts{failValidate: true, hold: 2 * time.Second})
+
+	// drover logs -f on the host in ValidateService streams its log as it
+	// grows (the failure's output comes after the follow began) and ends
+	// with the deployment.
+	var inValidate string
+	f.waitFor(0, 90*time.Second, "a host in v2's ValidateService", func(st *daemon.Status) bool {
+		for _, h := range helloApp(st).Hosts {
+			if h.Phase == "running" && h.Event == "ValidateService" {
+				inValidate = h.Host
+				return true
+			}
+		}
+		return false
+	})
+	vi := slices.IndexFunc(f.agents, func(a *agentProc) bool { return a.name == inValidate })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	follow := exec.CommandContext(ctx, droverBin, "logs", fleetApp, "-f", "--socket", f.agents[vi].socket)
+	var fout, ferr strings.Builder
+	follow.Stdout, follow.Stderr = &fout, &ferr
+	if err := follow.Run(); err != nil || ctx.Err() != nil {
+		t.Errorf("drover logs -f on %s: %v (%v)\n%s", inValidate, err, ctx.Err(), ferr.String())
+	}
+	if !strings.Contains(ferr.String(), "revision v2: running") || !strings.HasSuffix(fout.String(), "[stderr]service check failed\n") {
+		t.Errorf("drover logs -f on %s: stderr %q; log:\n%s", inValidate, ferr.String(), fout.String())
+	}
 
 	settled := func(st *daemon.Status) bool {
 		a := helloApp(st)
@@ -191,6 +220,7 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 	}
 	t.Logf("$ drover status   # on %s\n%s", f.agents[other].name, r.stdout)
 	checkGolden(t, "status-paused", normalizeStatus(st, runner))
+
 	r = drover(t, nil, "resume", fleetApp, "--socket", f.agents[other].socket)
 	if r.code != 0 || r.stdout != "hello resumed fleet-wide\n" {
 		t.Errorf("drover resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
