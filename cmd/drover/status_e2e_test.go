@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -220,6 +221,29 @@ func TestFleetStatusWhilePausedMidRollout(t *testing.T) {
 	}
 	t.Logf("$ drover status   # on %s\n%s", f.agents[other].name, r.stdout)
 	checkGolden(t, "status-paused", normalizeStatus(st, runner))
+
+	// --watch redraws: on a pipe, frames separated by "---".
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watch := exec.CommandContext(ctx, droverBin, "status", "--watch=200ms", "--socket", f.agents[other].socket)
+	wout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	frames, sc := 0, bufio.NewScanner(wout)
+	for frames < 3 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "host ") {
+			frames++
+		}
+	}
+	watch.Process.Kill()
+	watch.Wait()
+	if frames < 3 {
+		t.Errorf("drover status --watch: %d frames before it ended, want it to go on redrawing", frames)
+	}
 
 	r = drover(t, nil, "resume", fleetApp, "--socket", f.agents[other].socket)
 	if r.code != 0 || r.stdout != "hello resumed fleet-wide\n" {
