@@ -137,10 +137,12 @@ func TestRestartedLowerClockLoses(t *testing.T) {
 			t.Errorf("%s: flag %+v, want the resume of clock 5", h, f)
 		}
 	}
-	// A tie on the clock goes to the greater node name, on every host.
-	w.nodes["h2"].Receive(w.now, Message{Kind: KindFlag, App: "app", From: "h0", Flag: Flag{Paused: true, Clock: 5, Node: "h0"}})
-	if w.nodes["h2"].Paused() {
-		t.Errorf("h2 took a flag of the same clock from a lesser node name")
+	// A tie on the clock between two resumes goes to the greater node
+	// name, on every host (a pause wins a tie with a resume:
+	// TestConcurrentPauseWinsOverResume).
+	w.nodes["h2"].Receive(w.now, Message{Kind: KindFlag, App: "app", From: "h0", Flag: Flag{Paused: false, Clock: 5, Node: "h0"}})
+	if f := w.nodes["h2"].Flag(); f.Node != "h1" {
+		t.Errorf("h2 took a resume of the same clock from a lesser node name: %+v", f)
 	}
 }
 
@@ -237,5 +239,32 @@ func TestPauseDuringClaimStartsNothing(t *testing.T) {
 	}
 	if !started {
 		t.Error("no start after the resume")
+	}
+}
+
+// TestConcurrentPauseWinsOverResume: a resume at h0 and a pause at h1 made
+// before either heard of the other (the same clock) end with every host
+// paused, whichever host's name is greater: the safe way.
+func TestConcurrentPauseWinsOverResume(t *testing.T) {
+	for _, order := range [][2]string{{"h0", "h1"}, {"h1", "h0"}} {
+		resumer, pauser := order[0], order[1]
+		w := newNet(t, 3, "r1")
+		w.nodes["h2"].SetPaused(w.now, true)
+		w.flush()
+		w.cut[pauser] = true // it misses the resume
+		w.nodes[resumer].SetPaused(w.now, false)
+		w.flush()
+		w.nodes[pauser].SetPaused(w.now, true)
+		w.cut[pauser] = false
+		w.flush()
+		for _, h := range w.names {
+			w.pushPull(h, pauser)
+		}
+		w.flush()
+		for _, h := range w.names {
+			if !w.nodes[h].Paused() {
+				t.Errorf("resume at %s, concurrent pause at %s: %s is not paused (flag %+v)", resumer, pauser, h, w.nodes[h].Flag())
+			}
+		}
 	}
 }

@@ -111,6 +111,12 @@ func (f Flag) newer(g Flag) bool {
 	if f.Clock != g.Clock {
 		return f.Clock > g.Clock
 	}
+	// Concurrent changes (the same clock: set at hosts that had not heard
+	// of each other): a pause wins over a resume, the safe way, whatever
+	// the hosts' names; then the greater name.
+	if f.Paused != g.Paused {
+		return f.Paused
+	}
 	return f.Node > g.Node
 }
 
