@@ -100,6 +100,16 @@ func (c *Client) History(ctx context.Context, app string) ([]DeploymentSummary, 
 	return hs, nil
 }
 
+// GroupHistory lists a deployment group's records on this host, newest
+// first (GET /v1/deployments/GROUP).
+func (c *Client) GroupHistory(ctx context.Context, group string) ([]DeploymentSummary, error) {
+	var hs []DeploymentSummary
+	if err := c.do(ctx, http.MethodGet, "/v1/deployments/"+url.PathEscape(group), &hs); err != nil {
+		return nil, err
+	}
+	return hs, nil
+}
+
 // AppDeployment fetches one of app's deployment records on this host:
 // which is an ID, a unique prefix, a sequence number or "latest".
 func (c *Client) AppDeployment(ctx context.Context, app, which string) (*hooks.Record, error) {

@@ -139,6 +139,18 @@ func TestFleetFailingHookAsAnOperatorSeesIt(t *testing.T) {
 	}
 	t.Logf("$ drover history hello   # on %s\n%s", failed, r.stdout)
 
+	// The group's list on the socket is the app's history (the app is the
+	// group's only one), and an unknown group says which exist.
+	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer gcancel()
+	c := daemon.NewClient(f.agents[fi].socket)
+	if group, err := c.GroupHistory(gctx, "web"); err != nil || len(group) != len(hist) || group[0].ID != hist[0].ID {
+		t.Errorf("GET /v1/deployments/web on %s: %+v, %v; want the history %+v", failed, group, err, hist)
+	}
+	if _, err := c.GroupHistory(gctx, "wbe"); err == nil || !strings.Contains(err.Error(), `no deployment group "wbe" on this host (it has web)`) {
+		t.Errorf("GET /v1/deployments/wbe: %v", err)
+	}
+
 	// The read-only listener serves the history, not the log.
 	resp, err := http.Get("http://" + f.agents[fi].metrics + "/v1/apps/hello/history")
 	if err != nil {
