@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -70,10 +71,19 @@ type Agent struct {
 	cluster  *gossip.Cluster
 	host     string
 
+	// reloadMu makes reloads run one at a time: SIGHUP and the file
+	// watcher may ask at once, and two reloads must not both start (or
+	// stop) the same application.
+	reloadMu sync.Mutex
+
 	mu        sync.Mutex // guards the fields below
 	cfg       *Config
 	apps      map[string]*appHandle
 	configErr string
+	// startErrs says, per application of the configuration in force, why
+	// its loop did not start at the last reload applied (the next reload
+	// tries again).
+	startErrs map[string]string
 
 	api, metricsSrv *server
 	loopCtx         context.Context    // app loops; cancelled first on Close
@@ -119,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 			}
 		})
 	}
-	a := &Agent{opts: opts, log: log, cfg: cfg, notifier: opts.Notifier, apps: map[string]*appHandle{}, host: cfg.Node.Name}
+	a := &Agent{opts: opts, log: log, cfg: cfg, notifier: opts.Notifier, apps: map[string]*appHandle{}, startErrs: map[string]string{}, host: cfg.Node.Name}
 	a.reg = prometheus.NewRegistry()
 	if a.metrics, err = NewMetrics(a.reg, opts.Version, opts.Commit, goVersion()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -289,7 +299,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.wg.Go(func() {
 		watchFile(a.loopCtx, a.opts.ConfigPath, 30*time.Second, a.log, func() {
 			a.log.Info("configuration file changed; reloading", "path", a.opts.ConfigPath)
-			a.Reload()
+			_ = a.Reload() // Reload logs, counts and shows its own result
 		})
 	})
 	return nil
@@ -376,7 +386,15 @@ func saveRolloutState(path string, st rollout.Persisted) error {
 // started, stopped or restarted (after their running deployment); a file
 // that also changes node, cluster, api or systemd is rejected whole, since
 // those need a restart of the agent.
+//
+// Reloads run one at a time. Each has one of three results, logged, counted
+// in drover_config_reloads_total{result} and shown in status: applied;
+// rejected (the configuration error, Status.ConfigError); or partial: the
+// configuration is in force but an application could not start (the
+// returned error, and AppStatus.StartError of that application).
 func (a *Agent) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	a.notifier.Reloading()
 	defer a.notifier.Ready(a.statusLine())
 	next, err := LoadConfig(a.opts.ConfigPath)
@@ -428,18 +446,31 @@ func (a *Agent) Reload() error {
 	for _, h := range stop {
 		a.stopApp(h)
 	}
+	sort.Slice(start, func(i, j int) bool { return start[i].Name < start[j].Name })
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	var errs []error
+	var failed []string
+	clear(a.startErrs)
 	for _, ac := range start {
 		if err := a.startAppLocked(ac); err != nil {
 			errs = append(errs, err)
+			failed = append(failed, ac.Name)
+			a.startErrs[ac.Name] = err.Error()
 		}
+	}
+	a.mu.Unlock()
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		a.metrics.ConfigReloads.WithLabelValues("partial").Inc()
+		a.metrics.ConfigLastReloadOK.Set(0)
+		a.log.Error("configuration reloaded, but applications failed to start; they are retried at the next reload",
+			"path", a.opts.ConfigPath, "stopped", len(stop), "started", len(start)-len(failed), "failed", failed, "err", err)
+		return err
 	}
 	a.metrics.ConfigReloads.WithLabelValues("applied").Inc()
 	a.metrics.ConfigLastReloadOK.Set(1)
 	a.log.Info("configuration reloaded", "path", a.opts.ConfigPath, "stopped", len(stop), "started", len(start))
-	return errors.Join(errs...)
+	return nil
 }
 
 // Close stops the agent: no new deployments, running hooks get
@@ -559,6 +590,7 @@ func dash(s string) string {
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	cfg, cerr := a.cfg, a.configErr
+	startErrs := maps.Clone(a.startErrs)
 	apps := make([]*app, 0, len(a.apps))
 	for _, h := range a.apps {
 		apps = append(apps, h.app)
@@ -576,7 +608,7 @@ func (a *Agent) Status() Status {
 	}
 	for _, ac := range cfg.Applications {
 		if !running[ac.Name] {
-			st.Apps = append(st.Apps, AppStatus{Name: ac.Name, Group: ac.Group, Active: ac.Active, Source: ac.Source.Kind()})
+			st.Apps = append(st.Apps, AppStatus{Name: ac.Name, Group: ac.Group, Active: ac.Active, Source: ac.Source.Kind(), StartError: startErrs[ac.Name]})
 		}
 	}
 	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].Name < st.Apps[j].Name })

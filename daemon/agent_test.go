@@ -73,6 +73,13 @@ applications:
 
 func newAgentFixture(t *testing.T) *agentFixture {
 	t.Helper()
+	return newAgentFixtureWith(t, nil)
+}
+
+// newAgentFixtureWith is newAgentFixture with the agent's Options adjusted
+// by opt (when not nil) before New.
+func newAgentFixtureWith(t *testing.T, opt func(*Options)) *agentFixture {
+	t.Helper()
 	f := &agentFixture{dir: t.TempDir()}
 	f.releases = filepath.Join(f.dir, "releases")
 	f.root = filepath.Join(f.dir, "root")
@@ -85,10 +92,14 @@ func newAgentFixture(t *testing.T) *agentFixture {
 		t.Fatal(err)
 	}
 	f.notify = notifySocket(t)
-	a, err := New(context.Background(), Options{
+	opts := Options{
 		ConfigPath: f.cfgPath, Version: "test", Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 		Notifier: NewSystemdNotifier(func(err error) { t.Errorf("notify: %v", err) }),
-	})
+	}
+	if opt != nil {
+		opt(&opts)
+	}
+	a, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,10 @@ func NewMetrics(reg prometheus.Registerer, version, commit, goVersion string) (*
 			Name: "drover_hook_failures_total", Help: "Lifecycle events that failed on this host.",
 		}, []string{"app", "event"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "drover_config_reloads_total", Help: "Configuration reloads, by result (applied, rejected).",
+			Name: "drover_config_reloads_total", Help: "Configuration reloads, by result (applied; rejected: the previous configuration stays; partial: applied, but an application failed to start).",
 		}, []string{"result"}),
 		ConfigLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "drover_config_last_reload_successful", Help: "1 when the last configuration reload was applied, 0 when it was rejected.",
+			Name: "drover_config_last_reload_successful", Help: "1 when the last configuration reload was applied whole, 0 when it was rejected or an application failed to start.",
 		}),
 		GossipMessagesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drover_gossip_messages_dropped_total", Help: "Gossip messages dropped, by reason (malformed, oversized, version).",

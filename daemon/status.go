@@ -41,6 +41,9 @@ type AppStatus struct {
 	PausedBy    string `json:"paused_by,omitempty"`
 	Halted      bool   `json:"halted"`
 	SourceError string `json:"source_error,omitempty"`
+	// StartError says why this host could not start the application's
+	// loop at the last reload (which the next reload retries).
+	StartError string `json:"start_error,omitempty"`
 	// Failure is the failed host that halted the rollout of the desired
 	// revision (or, before a halt, the last failure of it), nil when none.
 	Failure *Failure `json:"failure,omitempty"`

@@ -49,7 +49,8 @@ them at once.`,
 			}
 			for sig := range sigs {
 				if sig == syscall.SIGHUP {
-					a.Reload()
+					log.Info("SIGHUP: reloading the configuration", "path", g.config)
+					_ = a.Reload() // Reload logs, counts and shows its own result
 					continue
 				}
 				log.Info("stopping", "signal", sig.String(), "grace", grace)

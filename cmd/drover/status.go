@@ -171,6 +171,9 @@ func printStatusOpts(w io.Writer, st *daemon.Status, o statusOpts) {
 			}
 			fmt.Fprintf(w, "  %s: %s\n", what, strings.ReplaceAll(a.SourceError, "\n", "\n    "))
 		}
+		if a.StartError != "" {
+			fmt.Fprintf(w, "  NOT RUNNING on this host (the next reload retries it): %s\n", strings.ReplaceAll(a.StartError, "\n", "\n    "))
+		}
 		why := a.Why
 		if len(why) == 0 && a.Active && a.Roster.Epoch == 0 && a.Roster.Why != "" {
 			why = []string{a.Roster.Why} // no host of the group can take a slot
