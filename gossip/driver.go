@@ -380,12 +380,13 @@ func (d *driver) broadcast(s *appState, m *rollout.Message) {
 }
 
 // significant reports whether a host's own row changed in a way its peers
-// act on (a slot freed, a phase reached, a roster step), as opposed to
-// progress reports.
+// act on (a slot freed, a phase reached, a roster step, a gate's verdict),
+// as opposed to progress reports.
 func significant(old, r *rollout.Row) bool {
 	return old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt ||
 		old.Claim != r.Claim || old.Released != r.Released || old.Installed != r.Installed ||
-		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained
+		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained ||
+		len(r.Gates)+len(old.Gates) > 0 && rollout.VerdictsChanged(old.Gates, r.Gates)
 }
 
 // fanOut sends an own row to every alive member of the group at once, so

@@ -70,6 +70,17 @@ func NewRun(g manifest.Gate, start time.Time) *Run {
 	return &Run{gate: g, due: start.Add(g.InitialDelay)}
 }
 
+// ResumeRun continues a run of g that another host began (the gate state a
+// new evaluator saw in gossip, reconcile/gate/DESIGN.md): taken samples so
+// far and both streaks; the next sample is due at due. A resumed run passes
+// only on a passing sample of its own, never on the state it was given.
+func ResumeRun(g manifest.Gate, due time.Time, taken, failStreak, inconcStreak int) *Run {
+	return &Run{gate: g, due: due, taken: max(taken, 0), failStreak: max(failStreak, 0), inconcStreak: max(inconcStreak, 0)}
+}
+
+// Streaks returns the consecutive failed and inconclusive samples so far.
+func (r *Run) Streaks() (fail, inconclusive int) { return r.failStreak, r.inconcStreak }
+
 // Due is when the next sample should be taken. Meaningless once the verdict
 // is not VerdictPending.
 func (r *Run) Due() time.Time { return r.due }

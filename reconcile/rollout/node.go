@@ -165,6 +165,16 @@ type Node struct {
 	lastNow        time.Duration // time of the last input
 	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
 
+	// Health gates (gates.go): the view derived from the rows (nil: to be
+	// rebuilt), the runs of the gates this host evaluates, the states it
+	// publishes in its row, the gen they are of, and the hold of a host
+	// whose host gates run after its lifecycle succeeded.
+	gview   *gateView
+	gruns   map[gateKey]*gateRun
+	gateOwn map[gateKey]GateState
+	gateGen uint64
+	hold    *holdState
+
 	stats Stats
 
 	dirty bool // persist at next TakeOutput
@@ -231,6 +241,15 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		r.Phase, r.Result = PhaseRollbackFailed, "interrupted: the agent restarted during the rollback"
 	}
 	n.self.row = r
+	if !n.st.Flag.Paused {
+		n.gateGen = n.st.Flag.Clock
+	}
+	for _, g := range r.Gates { // resumed by syncGates from its own last state
+		if n.gateOwn == nil {
+			n.gateOwn = map[gateKey]GateState{}
+		}
+		n.gateOwn[gateKey{g.Name, g.Step}] = g
+	}
 	n.setRoster(n.st.Roster)
 	if n.st.HaveDesired {
 		n.applyDesired(now, n.st.Desired)
@@ -327,8 +346,13 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 		for _, p := range n.peers {
 			p.skipped = false
 		}
+		if n.hold != nil { // host gates of an earlier target: moot
+			n.hold = nil
+			n.releaseClaim(now, "")
+		}
 		r := &n.self.row
 		if r.Revision != t.rev || r.Attempt != t.attempt {
+			n.gruns, n.gateOwn, r.Gates = nil, nil, nil
 			r.Revision, r.Attempt, r.Result, r.Halted = t.rev, t.attempt, "", false
 			if h, ok := n.st.Halted[t.rev]; ok && h.Attempt == t.attempt {
 				r.Halted = true
@@ -454,6 +478,16 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		// that a host that can never keep a lease does not loop for ever.
 		lapsed := run.aborted || n.claim != nil && now >= n.claim.holdUntil()
 		switch {
+		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.haltSeen == 0:
+			// Installed; the host gates decide, and the slot is held
+			// until they do (gates.go): the next host waits.
+			r.Previous, r.Installed = r.Installed, run.rev
+			r.Event, r.Result = "host gates", ""
+			n.hold = &holdState{rev: run.rev}
+			n.dirty = true
+			n.writeRow(now)
+			n.evaluate(now)
+			return
 		case ok && !lapsed:
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Phase = PhaseSucceeded
@@ -727,6 +761,7 @@ func (n *Node) update(p *peer, now time.Duration) {
 	c := n.contribOf(p, now)
 	n.apply(p, p.c, -1)
 	n.apply(p, c, +1)
+	n.gview = nil
 	if c.occupies != p.c.occupies || c.runningR != p.c.runningR || c.installedR != p.c.installedR ||
 		c.eligible != p.c.eligible || c.rbEligible != p.c.rbEligible {
 		n.progressAt = now // something that decides who goes next changed
@@ -771,9 +806,21 @@ func (n *Node) halted() bool {
 
 func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deployment.Paused }
 
-// evaluate decides whether to start something now. It is called after every
-// input; all it reads are counters.
+// evaluate decides whether to start something now, then which gates this
+// host evaluates. It is called after every input.
 func (n *Node) evaluate(now time.Duration) {
+	if n.hold != nil && (n.halted() || n.haltSeen > 0) {
+		n.endHold(now, true, "") // the rollout halted: rollbacks are never gated
+	}
+	n.evaluateStarts(now)
+	if n.gated() || len(n.gruns) > 0 {
+		n.syncGates(now)
+	}
+}
+
+// evaluateStarts decides whether to start something now; all it reads are
+// counters (and, for manifests with gates, the gate view).
+func (n *Node) evaluateStarts(now time.Duration) {
 	n.lastNow = now
 	if n.activationDue {
 		n.activationDue = false
@@ -811,7 +858,7 @@ func (n *Node) evaluate(now time.Duration) {
 		if n.pol.Rollback && me.Revision == n.tgt.rev && me.Attempt == n.tgt.attempt &&
 			(me.Phase == PhaseSucceeded || me.Phase == PhaseFailed) && !n.paused() {
 			to := me.Installed
-			if me.Phase == PhaseSucceeded {
+			if me.Phase == PhaseSucceeded || me.Installed == n.tgt.rev { // a host gate failed after it installed
 				to = me.Previous
 			}
 			if to == "" || to == n.tgt.rev {
@@ -829,6 +876,9 @@ func (n *Node) evaluate(now time.Duration) {
 	}
 	if me.Phase != PhaseWaiting || me.Installed == n.tgt.rev || n.paused() {
 		return
+	}
+	if n.gated() && !n.gatesAllow() {
+		return // a step before this host's has not passed its gates
 	}
 	if n.pol.Window == 0 { // all-at-once: the window is the group
 		n.startRun(now, &runState{rev: n.tgt.rev, attempt: n.tgt.attempt}, Decision{})
@@ -1032,10 +1082,13 @@ func (n *Node) lastGood() string {
 }
 
 // Settled reports whether this host has nothing left to do for its target:
-// no deployment or claim in flight, and either the target is installed, or
-// the rollout halted (and this host rolled back if it had to), or this host
-// failed it. Used by the simulator to decide completion.
+// no deployment, claim or gate evaluation in flight, and either the target
+// is installed, or the rollout halted (and this host rolled back if it had
+// to), or this host failed it. Used by the simulator to decide completion.
 func (n *Node) Settled() bool {
+	if n.hold != nil || len(n.gruns) > 0 { // gates it evaluates decide yet
+		return false
+	}
 	if n.run != nil || n.claim != nil || !n.tgt.set {
 		return n.run == nil && n.claim == nil
 	}
@@ -1210,6 +1263,10 @@ func (n *Node) Tick(now time.Duration) {
 
 // Debug describes the node's counters (for tests and the simulator).
 func (n *Node) Debug() string {
-	return fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
+	g := ""
+	if n.gated() {
+		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gruns))
+	}
+	return g + fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
 		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.notBefore, n.lastNow, n.claim != nil, n.run != nil)
 }

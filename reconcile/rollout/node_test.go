@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
@@ -41,6 +42,12 @@ type net struct {
 	ids       map[string]string // each host's last slotted deployment ID
 	aborts    []string
 	maxRun    int
+	// sample, when set, takes the samples of the gates each up host
+	// evaluates (Node.Evaluating) when they are due (gates_test.go).
+	sample    func(host string, j GateJob) gate.Result
+	samples   []string // "host gate step result", in order
+	passedAt  map[int]time.Duration
+	startedAt map[string]time.Duration // each host's last forward start
 }
 
 var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,
@@ -149,6 +156,12 @@ func (w *net) decide(h string, d Decision) {
 		}
 		w.running[h] = d
 		w.starts = append(w.starts, h)
+		if w.startedAt == nil {
+			w.startedAt = map[string]time.Duration{}
+		}
+		if !d.Rollback {
+			w.startedAt[h] = w.now
+		}
 		if !d.Slotless {
 			if w.ids == nil {
 				w.ids = map[string]string{}
@@ -187,6 +200,7 @@ func (w *net) advance(d time.Duration) {
 			}
 		}
 		w.flush()
+		w.sampleGates()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
@@ -81,6 +82,26 @@ type Row struct {
 	AccBallot  Ballot
 	AccHash    uint64
 	Drained    bool
+
+	// Gates is the state of the health gates this host evaluates for
+	// Revision/Attempt (gossip/PROTOCOL.md §10): only those of its current
+	// evaluation and the verdicts it reached for it, at most MaxRowGates.
+	// Never modified in place: a new slice replaces it.
+	Gates []GateState
+}
+
+// GateState is one gate's state as its evaluator publishes it.
+type GateState struct {
+	Name    string
+	Step    uint32 // the step of the rollout the gate judges (0 for continuous gates)
+	Gen     uint64 // the pause flag's clock at the last resume: a resume starts a fresh run
+	Verdict gate.Verdict
+	Taken   uint32 // samples taken so far (resumed runs included)
+	// FailStreak and InconcStreak are the consecutive failed and
+	// inconclusive samples at the end of Taken.
+	FailStreak, InconcStreak uint32
+	Value                    float64 // the last sample's value (the largest of a vector; NaN: no data)
+	Reason                   string  // with a final verdict other than pass: gate, value, query, why
 }
 
 // Ballot orders Paxos proposals: by Round, then Node.
@@ -105,6 +126,9 @@ type Flag struct {
 	Paused bool
 	Clock  uint64
 	Node   string
+	// Reason says why a flag was set by the rollout itself rather than an
+	// operator: "gate NAME inconclusive: …" (at most MaxFlagReason bytes).
+	Reason string
 }
 
 func (f Flag) newer(g Flag) bool {

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
+
+	"github.com/drover-dev/drover/reconcile/gate"
 )
 
 // Wire limits (gossip/PROTOCOL.md §8).
@@ -14,6 +17,13 @@ const (
 	MaxList     = 4096
 	MaxMessage  = 64 << 10
 	wireVersion = 1
+	// MaxRowGates bounds the gate states one row carries (a manifest
+	// declares at most 16 gates, manifest.MaxGates).
+	MaxRowGates = 16
+	// MaxGateReason and MaxFlagReason bound the reasons a row's gate state
+	// and a flag carry (gossip/PROTOCOL.md §10).
+	MaxGateReason = 160
+	MaxFlagReason = 200
 )
 
 // ClipString cuts s to at most max bytes on a UTF-8 boundary, ending it with
@@ -67,6 +77,9 @@ func AppendEncode(b []byte, m *Message) []byte {
 		e.bool(m.Flag.Paused)
 		e.u(m.Flag.Clock)
 		e.s(m.Flag.Node)
+		if m.Flag.Reason != "" {
+			e.s(m.Flag.Reason) // optional trailing field: a flag without one encodes as before
+		}
 	default:
 		e.u(m.Epoch)
 		if m.Kind.paxos() {
@@ -117,6 +130,24 @@ func (e *enc) row(r *Row) {
 	e.s(r.AccBallot.Node)
 	e.u(r.AccHash)
 	e.bool(r.Drained)
+	// Optional trailing section (a row is always the last field of its
+	// message): a row without gates encodes exactly as before gates, so
+	// agents that predate them still decode it.
+	if len(r.Gates) > 0 {
+		e.u(uint64(len(r.Gates)))
+		for i := range r.Gates {
+			g := &r.Gates[i]
+			e.s(g.Name)
+			e.u(uint64(g.Step))
+			e.u(g.Gen)
+			e.byte(uint8(g.Verdict))
+			e.u(uint64(g.Taken))
+			e.u(uint64(g.FailStreak))
+			e.u(uint64(g.InconcStreak))
+			e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(g.Value))
+			e.s(g.Reason)
+		}
+	}
 }
 
 // Encode returns m's encoding.
@@ -237,6 +268,12 @@ func Decode(b []byte) (Message, error) {
 		m.Flag.Paused = d.bool()
 		m.Flag.Clock = d.u()
 		m.Flag.Node = d.s()
+		if d.err == nil && len(d.b) > 0 {
+			m.Flag.Reason = d.s()
+			if d.err == nil && (m.Flag.Reason == "" || len(m.Flag.Reason) > MaxFlagReason) {
+				d.fail("bad flag reason")
+			}
+		}
 	default:
 		m.Epoch = d.u()
 		if m.Kind.paxos() {
@@ -303,4 +340,39 @@ func (d *dec) row(r *Row) {
 	r.AccBallot.Node = d.s()
 	r.AccHash = d.u()
 	r.Drained = d.bool()
+	if d.err != nil || len(d.b) == 0 {
+		return // a row without gates (or from an agent that predates them)
+	}
+	k := d.u()
+	if d.err == nil && (k == 0 || k > MaxRowGates) {
+		d.fail("bad gate count") // 0 would not re-encode the same
+		return
+	}
+	r.Gates = make([]GateState, 0, k)
+	for i := uint64(0); i < k && d.err == nil; i++ {
+		var g GateState
+		g.Name = d.s()
+		g.Step = d.u32()
+		g.Gen = d.u()
+		g.Verdict = gate.Verdict(d.byte())
+		if g.Verdict > gate.VerdictInconclusive {
+			d.fail("bad gate verdict")
+		}
+		g.Taken = d.u32()
+		g.FailStreak = d.u32()
+		g.InconcStreak = d.u32()
+		if d.err == nil {
+			if len(d.b) < 8 {
+				d.fail("truncated")
+			} else {
+				g.Value = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+				d.b = d.b[8:]
+			}
+		}
+		g.Reason = d.s()
+		if d.err == nil && (g.Name == "" || len(g.Reason) > MaxGateReason) {
+			d.fail("bad gate state")
+		}
+		r.Gates = append(r.Gates, g)
+	}
 }

@@ -1,10 +1,16 @@
 package rollout
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
+	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/reconcile/gate"
 )
 
 func sampleMessages() []Message {
@@ -66,8 +72,94 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		again, err := Decode(Encode(&m))
-		if err != nil || !reflect.DeepEqual(again, m) {
+		// Encodings, not structs, are compared: a gate's value may be NaN.
+		if err != nil || !bytes.Equal(Encode(&again), Encode(&m)) {
 			t.Fatalf("accepted message does not round-trip: %v", err)
 		}
 	})
+}
+
+// The encodings of sampleMessages' row, flag and release before rows carried
+// gates and flags a reason (the commit before them): an agent of that
+// version decodes exactly these bytes, and this version must still produce
+// them for a row without gates and a flag without a reason, and decode them.
+var preGateEncodings = map[int]string{
+	0: "010103776562016101618780808010027232090207496e7374616c6c0002723102723003636201044d0201620501",
+	1: "010203776562016101030161",
+	4: "010503776562016100020a000000000000066661696c65640000000001618780808010027232090207496e7374616c6c0002723102723003636201044d0201620501",
+}
+
+func TestWireWithoutGatesIsUnchanged(t *testing.T) {
+	ms := sampleMessages()
+	for i, want := range preGateEncodings {
+		if got := hex.EncodeToString(Encode(&ms[i])); got != want {
+			t.Errorf("%s: encoding changed\n got %s\nwant %s", ms[i].Kind, got, want)
+		}
+		b, _ := hex.DecodeString(want)
+		m, err := Decode(b)
+		if err != nil || !reflect.DeepEqual(m, ms[i]) {
+			t.Errorf("%s: an older agent's bytes: %v\n got %+v", ms[i].Kind, err, m)
+		}
+	}
+}
+
+func gatedRow() Row {
+	r := sampleMessages()[0].Row
+	r.Gates = []GateState{
+		{Name: "error-rate", Step: 2, Gen: 7, Verdict: gate.VerdictFail, Taken: 3, FailStreak: 2, Value: 0.17,
+			Reason: `gate error-rate failed: value 0.17, query "sum(rate(errors[1m]))": 2 consecutive failed samples`},
+		{Name: "latency", Step: 2, Gen: 7, Verdict: gate.VerdictPending, Taken: 1, InconcStreak: 1, Value: math.NaN()},
+	}
+	return r
+}
+
+func TestWireGatesRoundTrip(t *testing.T) {
+	row := gatedRow()
+	for _, m := range []Message{
+		{Kind: KindRow, App: "web", From: "a", Row: row},
+		{Kind: KindRelease, App: "web", From: "a", Slot: 1, Claim: 3, Row: row},
+		{Kind: KindFlag, App: "web", From: "a", Flag: Flag{Paused: true, Clock: 8, Node: "a", Reason: "gate latency inconclusive: prometheus: unreachable"}},
+	} {
+		b := Encode(&m)
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Kind, err)
+		}
+		if !bytes.Equal(Encode(&got), b) || got.Flag != m.Flag || len(got.Row.Gates) != len(m.Row.Gates) {
+			t.Errorf("%s: round trip\n got %+v\nwant %+v", m.Kind, got, m)
+		}
+		if len(got.Row.Gates) == 2 && (got.Row.Gates[0] != row.Gates[0] || !math.IsNaN(got.Row.Gates[1].Value)) {
+			t.Errorf("%s: gates %+v", m.Kind, got.Row.Gates)
+		}
+	}
+	good := Encode(&Message{Kind: KindRow, App: "web", From: "a", Row: row})
+	for name, b := range map[string][]byte{
+		"zero gates": append(Encode(&sampleMessages()[0]), 0),
+		"truncated":  good[:len(good)-3],
+		"trailing":   append(append([]byte{}, good...), 0),
+	} {
+		if _, err := Decode(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// A row of a realistic host with four active gates (the longest names a
+// manifest allows) and one failure reason stays inside the broadcast limit
+// of PROTOCOL.md §8 (1 KiB for the gossip envelope, 3 bytes of it header).
+func TestWireGatedRowFitsABroadcast(t *testing.T) {
+	r := Row{Host: "web-prod-eu-west-1a-0042.internal.example.com", Seq: 1<<40 | 99, Revision: strings.Repeat("f", 40),
+		Attempt: 3, Phase: PhaseSucceeded, Result: "succeeded", Installed: strings.Repeat("f", 40), Previous: strings.Repeat("e", 40),
+		Released: 1<<40 | 98, Epoch: 12, RosterHash: 1 << 60}
+	for i := 0; i < 4; i++ {
+		g := GateState{Name: strings.Repeat(string(rune('a'+i)), 63), Step: 40, Gen: 1 << 20, Taken: 100, FailStreak: 4, InconcStreak: 4, Value: 0.5}
+		if i == 0 {
+			g.Verdict, g.Reason = gate.VerdictFail, strings.Repeat("r", MaxGateReason)
+		}
+		r.Gates = append(r.Gates, g)
+	}
+	m := Message{Kind: KindRow, App: "hello-web", From: r.Host, Row: r}
+	if n := EncodedSize(&m) + 3; n > 1<<10 {
+		t.Errorf("a gated row takes %d bytes, more than a broadcast's 1024", n)
+	}
 }
