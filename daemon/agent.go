@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,8 +35,16 @@ import (
 	"github.com/drover-dev/drover/reconcile/source/bundlecheck"
 )
 
-// joinWait bounds how long Start waits for a seed before READY.
+// joinWait bounds how long Start waits for a seed before READY (the
+// default of Options.JoinWait).
 const joinWait = 60 * time.Second
+
+// Where the agent is with joining the cluster, for its STATUS lines.
+const (
+	joinWaiting int32 = iota // Start waits for a seed; READY is not sent yet
+	joinJoined               // a seed answered (or this host is its own seed)
+	joinLate                 // no seed answered within the join wait; still trying
+)
 
 // Options are what the command line gives the agent.
 type Options struct {
@@ -55,6 +64,9 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// HookEnv is added to the environment of every hook script.
 	HookEnv []string
+	// JoinWait bounds how long Start waits for a seed before it tells
+	// systemd READY anyway (default 60s).
+	JoinWait time.Duration
 }
 
 // Agent is one running drover agent. Build it with New, then Start, then
@@ -70,6 +82,13 @@ type Agent struct {
 	engine   *hooks.Engine
 	cluster  *gossip.Cluster
 	host     string
+	joined   atomic.Int32 // joinWaiting, joinJoined or joinLate
+
+	// notifyMu orders READY and RELOADING: no READY before the join (or
+	// the join wait) is over, and a reload's RELOADING and READY only
+	// after that first READY.
+	notifyMu sync.Mutex
+	ready    bool // guarded by notifyMu: the first READY was sent
 
 	// reloadMu makes reloads run one at a time: SIGHUP and the file
 	// watcher may ask at once, and two reloads must not both start (or
@@ -108,6 +127,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 60 * time.Second
+	}
+	if opts.JoinWait <= 0 {
+		opts.JoinWait = joinWait
 	}
 	log := opts.Logger
 	cfg, err := LoadConfig(opts.ConfigPath)
@@ -282,18 +304,28 @@ func (a *Agent) Start(ctx context.Context) error {
 		// READY once joined; a fleet whose seeds are all down still gets a
 		// serving agent after a bound (systemd would kill a start that
 		// never ends), and joining goes on in the background.
-		jctx, cancel := context.WithTimeout(a.loopCtx, joinWait)
+		jctx, cancel := context.WithTimeout(a.loopCtx, a.opts.JoinWait)
 		err := a.cluster.WaitJoined(jctx)
 		cancel()
 		if a.loopCtx.Err() != nil {
 			return
 		}
 		if err != nil {
-			a.log.Warn("no seed answered yet; serving, and still trying to join", "seeds", cfg.Cluster.Join, "waited", joinWait)
+			a.joined.Store(joinLate)
+			a.log.Warn("no seed answered yet; serving, and still trying to join", "seeds", cfg.Cluster.Join, "waited", a.opts.JoinWait)
 		} else {
+			a.joined.Store(joinJoined)
 			a.log.Info("cluster joined; ready", "members", len(a.cluster.Members()))
 		}
-		a.notifier.Ready(a.statusLine())
+		a.notifyMu.Lock()
+		a.ready = true
+		a.notifier.Ready(a.statusLine()) // after the join, and after any reload so far
+		a.notifyMu.Unlock()
+		if err != nil && a.cluster.WaitJoined(a.loopCtx) == nil {
+			a.joined.Store(joinJoined)
+			a.log.Info("cluster joined", "members", len(a.cluster.Members()))
+			// statusLoop sends the STATUS line without "not joined".
+		}
 	})
 	a.wg.Go(a.statusLoop)
 	a.wg.Go(func() {
@@ -395,8 +427,22 @@ func saveRolloutState(path string, st rollout.Persisted) error {
 func (a *Agent) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	a.notifier.Reloading()
-	defer a.notifier.Ready(a.statusLine())
+	// systemd hears RELOADING, then READY with what is true after the
+	// reload. Before the first READY (during the join wait) it hears
+	// neither: that READY comes once joined, and tells the state then.
+	a.notifyMu.Lock()
+	reloading := a.ready
+	if reloading {
+		a.notifier.Reloading()
+	}
+	a.notifyMu.Unlock()
+	defer func() {
+		if reloading {
+			a.notifyMu.Lock()
+			a.notifier.Ready(a.statusLine())
+			a.notifyMu.Unlock()
+		}
+	}()
 	next, err := LoadConfig(a.opts.ConfigPath)
 	if err == nil {
 		if a.opts.Root != "" {
@@ -554,8 +600,20 @@ func (a *Agent) statusLoop() {
 }
 
 // statusLine is what `systemctl status drover` shows: each app's revision
-// and phase on this host.
+// and phase on this host, and whether the cluster is joined yet.
 func (a *Agent) statusLine() string {
+	prefix := ""
+	switch a.joined.Load() {
+	case joinWaiting:
+		prefix = "joining the cluster; "
+	case joinLate:
+		prefix = "not joined: no seed answered yet, still trying; "
+	}
+	return prefix + a.appsLine()
+}
+
+// appsLine is each app's revision and phase on this host.
+func (a *Agent) appsLine() string {
 	st := a.Status()
 	var parts []string
 	for _, ap := range st.Apps {
