@@ -143,10 +143,11 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		log.Warn("config: " + w)
 	}
 	if opts.Notifier == nil {
-		var last time.Time
+		// Rate-limited: it fires from loops (the status loop, the READY
+		// after the join, every reload), concurrently.
+		limit := &rateLimit{every: time.Minute}
 		opts.Notifier = NewSystemdNotifier(func(err error) {
-			if time.Since(last) > time.Minute { // rate-limited: it fires from loops
-				last = time.Now()
+			if limit.allow(time.Now()) {
 				log.Warn("systemd notification failed", "err", err)
 			}
 		})
@@ -207,6 +208,23 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	return a, nil
+}
+
+// rateLimit allows one event per interval; it is safe for concurrent use.
+type rateLimit struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time // guarded by mu: when the last event was allowed
+}
+
+func (r *rateLimit) allow(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		return false
+	}
+	r.last = now
+	return true
 }
 
 // ProfileParams maps cluster.profile to memberlist's timing, from which

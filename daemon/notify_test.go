@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,4 +79,39 @@ func TestSystemdNotifierWatchdogForAnotherPID(t *testing.T) {
 		t.Errorf("watchdog interval = %v for another process's watchdog, want 0", got)
 	}
 	n.Ready("x") // no socket: a no-op, not a panic
+}
+
+// TestAgentNotifierFailuresFromManyGoroutines: the agent's own notifier is
+// used by its status loop, the READY after the join and every reload, at
+// once; its failure log is rate-limited without a data race (go test -race)
+// and says so once, not once per failure.
+func TestAgentNotifierFailuresFromManyGoroutines(t *testing.T) {
+	f := &agentFixture{dir: t.TempDir()}
+	f.releases, f.root, f.cfgPath = filepath.Join(f.dir, "releases"), filepath.Join(f.dir, "root"), filepath.Join(f.dir, "drover.yaml")
+	if err := os.WriteFile(f.cfgPath, []byte(f.config("")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "nobody-listens.sock"))
+	var logs syncBuffer
+	// Notifier nil: the agent builds the systemd notifier itself.
+	a, err := New(context.Background(), Options{ConfigPath: f.cfgPath, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(context.Background()) })
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			<-start
+			for range 10 {
+				a.notifier.Status("from the test")
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := strings.Count(logs.String(), "systemd notification failed"); n != 1 {
+		t.Errorf("%d failure warnings, want 1 (rate-limited):\n%s", n, logs.String())
+	}
 }
