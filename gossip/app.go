@@ -78,6 +78,9 @@ func (c *Cluster) App(cfg AppConfig) (*App, error) {
 	a := &App{
 		c: c, name: cfg.Name, group: cfg.Group, cfg: cfg,
 		out: make(chan Decision), kick: make(chan struct{}, 1), done: make(chan struct{}),
+		// Until the driver's first snapshot, status tells what was
+		// stored: an agent restarted under a pause says paused at once.
+		paused: cfg.State.Flag.Paused,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
