@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,11 +143,15 @@ func TestSourceErrorsE2E(t *testing.T) {
 		return strings.Contains(fleetAppStatus(st).SourceError, `branch "relase" not found (did you mean "release"?); branches on the server: release, releases`)
 	})
 	polls := fleetAppStatus(st).Polls["error"]
-	f.waitFor(0, 30*time.Second, "another failed poll", func(st *daemon.Status) bool { return fleetAppStatus(st).Polls["error"] > polls })
+	since := fleetAppStatus(st).PollingSince
+	st = f.waitFor(0, 30*time.Second, "another failed poll", func(st *daemon.Status) bool { return fleetAppStatus(st).Polls["error"] > polls })
 	// A new poller for the reloaded application: it never succeeded, so
-	// the metric is absent rather than advancing.
-	if m := scrapeSource(t, a.metrics); m.polls["error"] < 2 || m.lastSuccess != 0 || m.polls["changed"] != 0 {
-		t.Fatalf("metrics with the misspelled branch: %+v", m)
+	// the last success is when it began polling, and it does not advance:
+	// the stale alert fires for it as for a source that went away.
+	m := scrapeSource(t, a.metrics)
+	if m.polls["error"] < 2 || m.polls["changed"] != 0 || since.IsZero() || fleetAppStatus(st).PollingSince != since ||
+		math.Abs(m.lastSuccess-float64(since.UnixNano())/1e9) > 1e-3 {
+		t.Fatalf("metrics with the misspelled branch: %+v; polling since %v", m, since)
 	}
 	log, _ := os.ReadFile(a.logPath)
 	warned := 0
