@@ -43,6 +43,10 @@ type simulateFlags struct {
 	driftExt    bool
 	freshGroup  bool
 	noSupFence  bool
+	gates       bool
+	gateFailAt  int
+	gateInconAt int
+	gateEvery   time.Duration
 	jsonOut     bool
 	parallel    int
 	cpuProfile  string
@@ -64,7 +68,12 @@ type simulateReport struct {
 	RolloutSecondsP99     float64        `json:"rollout_seconds_p99"`
 	GossipBytesPerHostSec float64        `json:"gossip_bytes_per_host_second"`
 	Faults                map[string]int `json:"faults"`
-	WallSeconds           float64        `json:"wall_seconds"`
+	// GateMaxGapSeconds: the longest time between two samples of one gate
+	// (runs with gates; crashes and loss only, see sim.Result), against
+	// GateBoundSeconds.
+	GateMaxGapSeconds float64 `json:"gate_max_gap_seconds,omitempty"`
+	GateBoundSeconds  float64 `json:"gate_bound_seconds,omitempty"`
+	WallSeconds       float64 `json:"wall_seconds"`
 }
 
 func newSimulateCmd(g *globalFlags) *cobra.Command {
@@ -75,6 +84,10 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 		Long: "simulate runs drover's real rollout protocol and strategy code for N hosts over a simulated\n" +
 			"network with virtual time and seeded faults, and checks at every step that no more hosts run\n" +
 			"lifecycle events than the window allows (P1) and that no host runs two deployments (P3).\n" +
+			"With --gates (or --gate-fail-at / --gate-inconclusive-at STEP) a scripted health gate judges\n" +
+			"every step, and it checks that no step starts before the gates of the steps before it passed,\n" +
+			"that a failed gate halts every host, that an inconclusive one pauses the fleet, and that a\n" +
+			"crashed evaluator costs at most the documented bound.\n" +
 			"It exits non-zero if any run violated a property.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -136,6 +149,10 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.freshGroup, "fresh-group", false, "every host starts with nothing installed")
 	fl.BoolVar(&f.noSupFence, "no-supervisor-fence", false, "mutation: only the agent enforces the fence (a paused agent's hook runs on)")
 	_ = fl.MarkHidden("no-supervisor-fence")
+	fl.BoolVar(&f.gates, "gates", false, "give the rollout a health gate (a batch gate; bake for canary) whose samples pass")
+	fl.IntVar(&f.gateFailAt, "gate-fail-at", -1, "the gate's samples fail at this step (0 = the first): the rollout must halt (implies --gates)")
+	fl.IntVar(&f.gateInconAt, "gate-inconclusive-at", -1, "the gate's samples are inconclusive at this step until the operator resumes the pause (implies --gates)")
+	fl.DurationVar(&f.gateEvery, "gate-interval", 5*time.Second, "the gate's sampling interval (virtual); 2 samples pass it")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object")
 	fl.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs simulated at once")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file")
@@ -216,12 +233,22 @@ func (f *simulateFlags) config() (sim.Config, error) {
 	if d.Strategy == manifest.Rolling && !d.Batch.Set {
 		return c, fmt.Errorf("--strategy rolling needs --batch")
 	}
-	return sim.Config{
+	c = sim.Config{
 		Hosts: f.hosts, Deployment: d, HookTime: time.Duration(f.hookSeconds * float64(time.Second)),
 		HookFailRate: f.failRate, Loss: f.loss, Partitions: f.partitions, Crashes: f.crashes, Joins: f.joins,
 		Pauses: f.pauses, GrayCuts: f.grayCuts, Permanent: f.permanent, Duplicate: f.duplicate, SlowHooks: f.slowHooks,
 		DriftExtremes: f.driftExt, FreshGroup: f.freshGroup, NoSupervisorFence: f.noSupFence,
-	}, nil
+	}
+	if f.gateFailAt < -1 || f.gateInconAt < -1 {
+		return c, fmt.Errorf("--gate-fail-at and --gate-inconclusive-at are steps: 0 or more")
+	}
+	if f.gates || f.gateFailAt >= 0 || f.gateInconAt >= 0 {
+		if f.gateEvery < time.Second {
+			return c, fmt.Errorf("--gate-interval %s: want at least 1s", f.gateEvery)
+		}
+		c.Gates = &sim.GateScript{FailAt: f.gateFailAt, InconclusiveAt: f.gateInconAt, Count: 2, Interval: f.gateEvery}
+	}
+	return c, nil
 }
 
 func runSimulations(cmd *cobra.Command, cfg sim.Config, f *simulateFlags) simulateReport {
@@ -279,6 +306,8 @@ feed:
 			rep.Halted++
 		}
 		bytes += r.GossipBytes
+		rep.GateMaxGapSeconds = max(rep.GateMaxGapSeconds, r.GateMaxGap.Seconds())
+		rep.GateBoundSeconds = max(rep.GateBoundSeconds, r.GateBound.Seconds())
 		for k, v := range r.Faults {
 			rep.Faults[k] += v
 		}
@@ -311,6 +340,9 @@ func printSimulateReport(w io.Writer, r simulateReport) {
 	fmt.Fprintf(w, "completed:         %d/%d, %d expected (halted %d)\n", r.Completed, r.Runs, r.Expected, r.Halted)
 	fmt.Fprintf(w, "rollout time:      p50 %.0fs, p99 %.0fs (virtual)\n", r.RolloutSecondsP50, r.RolloutSecondsP99)
 	fmt.Fprintf(w, "gossip:            %.0f bytes/s per host\n", r.GossipBytesPerHostSec)
+	if r.GateBoundSeconds > 0 {
+		fmt.Fprintf(w, "gates:             longest gap between two samples %.1fs (bound %.1fs)\n", r.GateMaxGapSeconds, r.GateBoundSeconds)
+	}
 	if len(r.Faults) > 0 {
 		// One line per family (pause, gray, partition, ...), so that the
 		// counts of one fault kind read together.

@@ -48,3 +48,35 @@ func TestSimulateFaultFlags(t *testing.T) {
 		t.Errorf("--duplicate 1.5: exit %d, stderr %q", bad.code, bad.stderr)
 	}
 }
+
+// TestSimulateGateFlags: a scripted gate failing at step 1 halts every run,
+// one inconclusive at step 0 pauses until the operator's resume and the
+// rollouts complete, both under crashes of the evaluators, without a
+// violation of the gate checks.
+func TestSimulateGateFlags(t *testing.T) {
+	for _, tt := range []struct {
+		flag   string
+		halted bool
+		fault  string
+	}{{"--gate-fail-at", true, "gate-fail"}, {"--gate-inconclusive-at", false, "gate-resume"}} {
+		step := "1"
+		if !tt.halted {
+			step = "0"
+		}
+		r := drover(t, nil, "simulate", "--hosts", "12", "--strategy", "rolling", "--batch", "3", "--seeds", "6", "--hook-seconds", "4",
+			"--crashes", "--loss", "0.02", tt.flag, step, "--json")
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", tt.flag, r.code, r.stdout, r.stderr)
+		}
+		var rep simulateReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("simulate --json: %v\n%s", err, r.stdout)
+		}
+		if rep.Violations != 0 || rep.Completed != 6 || (rep.Halted == 6) != tt.halted || rep.Faults[tt.fault] != 6 || rep.GateBoundSeconds == 0 {
+			t.Errorf("%s %s: %+v", tt.flag, step, rep)
+		}
+	}
+	if bad := drover(t, nil, "simulate", "--gate-fail-at", "-2"); bad.code == 0 || !strings.Contains(bad.stderr, "--gate-fail-at") {
+		t.Errorf("--gate-fail-at -2: exit %d, stderr %q", bad.code, bad.stderr)
+	}
+}

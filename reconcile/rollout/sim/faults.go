@@ -22,6 +22,9 @@ func (s *Sim) decide(h *host, d rollout.Decision) {
 				s.violation("P3: %s started %s while its interrupted lifecycle still runs", h.name, d.Deployment)
 			}
 		}
+		if s.gates != nil {
+			s.checkGateStart(h, d)
+		}
 		if !d.Slotless && s.op.Paused && h.knew == s.op {
 			s.violation("pause: %s started %s while the fleet is paused; it knew the pause %+v", h.name, d.Deployment, s.op)
 		}

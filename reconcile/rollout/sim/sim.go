@@ -147,6 +147,11 @@ type Config struct {
 	DriftExtremes bool
 	Params        rollout.MemberlistParams
 	MaxTime       time.Duration // give up after this much virtual time (default 4h)
+	// Gates, when set, gives the rollout health gates sampled by a script
+	// (gates.go): checks G1 (no step starts before the gates of the steps
+	// before it passed), G2 (a failed gate halts everyone, an inconclusive
+	// one pauses) and the evaluator's bound (GateMaxGap ≤ GateBound).
+	Gates *GateScript
 	// Debug, when set, receives message counts of every run and the state of
 	// every host of a run that did not complete.
 	Debug func(string)
@@ -169,6 +174,10 @@ type Result struct {
 	Messages      int64
 	Events        int64
 	Faults        map[string]int
+	// GateMaxGap is the longest time between two samples of one gate of one
+	// step (any host) while only crashes and loss disturbed the fleet;
+	// GateBound is what it may be (gates.go). Zero without Config.Gates.
+	GateMaxGap, GateBound time.Duration
 }
 
 const (
@@ -192,6 +201,8 @@ const (
 	evFleetPause
 	evFleetResume
 	evFleetRestart
+	evGateSample
+	evGateResume
 )
 
 type event struct {
@@ -205,6 +216,7 @@ type event struct {
 	tgts []int
 	r    rollout.Reach
 	dep  string
+	d    time.Duration
 }
 
 type report struct {
@@ -299,6 +311,7 @@ type Sim struct {
 	groupAlive   int // hosts the fan-out goes to, recounted lazily
 	groupAliveAt time.Duration
 	op           rollout.Flag // the operator's last pause or resume (Clock 0: none yet)
+	gates        *gateState   // nil without Config.Gates
 }
 
 func (s *Sim) push(e event) {
@@ -362,6 +375,11 @@ func Run(cfg Config, seed uint64) Result {
 	if n > 32 {
 		s.ppEvery *= time.Duration(math.Ceil(math.Log2(float64(n))-math.Log2(32)) + 1)
 	}
+	if cfg.Gates != nil {
+		s.initGates()
+		cfg = s.cfg
+		s.res.GateBound = s.gates.bound
+	}
 	s.desired = rollout.Desired{Revision: "r2", ManifestID: "m2", Deployment: cfg.Deployment}
 	pol := rollout.Resolve(cfg.Deployment, n)
 	s.res.Window = pol.MaxWindow()
@@ -389,6 +407,12 @@ func Run(cfg Config, seed uint64) Result {
 	}
 	s.scheduleFaults()
 	s.loop()
+	if s.gates != nil {
+		s.checkGatesEnd()
+		if s.res.GateMaxGap > s.gates.bound {
+			s.violation("gates: %s between two samples of one gate, bound %s", s.res.GateMaxGap, s.gates.bound)
+		}
+	}
 	if !s.res.Completed && cfg.Debug != nil {
 		cfg.Debug(s.Dump())
 	}
@@ -475,6 +499,9 @@ func (s *Sim) flush(h *host) {
 	}
 	for _, d := range o.Decisions {
 		s.decide(h, d)
+	}
+	if s.gates != nil {
+		s.scheduleGates(h)
 	}
 	w := s.virtual(h, h.node.NextWake())
 	if w != h.wakeAt || h.wakeGen != h.gen {
@@ -594,7 +621,8 @@ func (s *Sim) aliveGroup() int {
 func significant(old, r *rollout.Row) bool {
 	return old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt ||
 		old.Claim != r.Claim || old.Released != r.Released || old.Installed != r.Installed ||
-		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained
+		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained ||
+		len(r.Gates)+len(old.Gates) > 0 && rollout.VerdictsChanged(old.Gates, r.Gates)
 }
 
 func (s *Sim) enqueue(h *host, m *rollout.Message, size int) {
@@ -867,11 +895,14 @@ func (s *Sim) settled() bool {
 		if !h.up || h.paused || !h.node.Settled() || h.node.Row().Revision != "r2" {
 			return false
 		}
+		if s.gates != nil && s.gates.failed && !h.node.Row().Halted {
+			return false // a failed gate halts every host: wait until it has (G2)
+		}
 	}
 	for _, r := range s.ev {
 		switch r.e.kind {
 		case evCrash, evRestart, evJoin, evLeave, evPartition, evHeal, evGrayCut, evGrayHeal, evPause, evResume, evDesired,
-			evFleetPause, evFleetResume, evFleetRestart:
+			evFleetPause, evFleetResume, evFleetRestart, evGateResume:
 			return false
 		}
 	}
@@ -935,6 +966,19 @@ func (s *Sim) step(e *event) {
 		for _, h := range s.hosts {
 			if h.up && h.joined && (h.running != "" || s.rng.IntN(4) == 0) {
 				cands = append(cands, h)
+			}
+		}
+		if s.gates != nil && s.rng.IntN(2) == 0 {
+			// half the crashes hit a host that evaluates a gate (P4)
+			var evals []*host
+			for _, h := range s.hosts {
+				if h.up && h.joined && len(h.node.Evaluating()) > 0 {
+					evals = append(evals, h)
+				}
+			}
+			if len(evals) > 0 {
+				cands = evals
+				s.res.Faults["crash-evaluator"]++
 			}
 		}
 		if len(cands) > 0 {
@@ -1020,6 +1064,10 @@ func (s *Sim) step(e *event) {
 		s.operatorSets(e.kind == evFleetPause)
 	case evFleetRestart:
 		s.fleetRestart()
+	case evGateSample:
+		s.gateSample(e)
+	case evGateResume:
+		s.gateResume()
 	}
 }
 
