@@ -383,7 +383,7 @@ func (a *Agent) startAppLocked(ac AppConfig) error {
 	}
 	ap := &app{
 		cfg: ac, host: cfg.Node.Name, log: log, metrics: a.metrics, src: src, fleet: fl, engine: a.engine, store: a.store,
-		known: map[string]source.Revision{}, events: map[string]string{},
+		known: map[string]source.Revision{},
 		poller: source.NewPoller(src, source.PollerConfig{
 			App: ac.Name, Interval: time.Duration(ac.PollInterval), Logger: log, Rand: rand.Float64,
 			// Refuse a statically invalid bundle before any slot is claimed.
