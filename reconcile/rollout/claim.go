@@ -269,9 +269,8 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 	if c == nil || c.lost || m.Claim != c.id || m.Slot != c.slot {
 		return
 	}
-	sent, ok := c.sent[m.Round]
-	if !ok {
-		return
+	if _, ok := c.sent[m.Round]; !ok {
+		return // a round this claim did not send, or one too old to count
 	}
 	if c.acquired && now >= c.holdUntil() {
 		// The majority lapsed before this grant arrived: the lease is lost
@@ -279,7 +278,6 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 		n.tickClaim(now)
 		return
 	}
-	_ = sent
 	if m.OK {
 		if old, ok := c.valid[m.From]; !ok || m.Round > old {
 			if ok {

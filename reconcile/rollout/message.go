@@ -15,7 +15,7 @@ const (
 	KindPrepare  // Paxos phase 1 for roster Epoch+1
 	KindPromise  //
 	KindAccept   // Paxos phase 2
-	KindAccepted //
+	KindAccepted // answer to an accept; counted for the first roster only (see onAccepted)
 	KindRosterReq
 	KindRosterResp
 	kindMax

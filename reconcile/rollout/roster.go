@@ -580,8 +580,19 @@ func (n *Node) onAccept(now time.Duration, m *Message) {
 // onAccepted counts acceptances of this host's proposal of the first roster:
 // accepted by a quorum of ⌊N/2⌋+1, it is chosen, and no lease of an earlier
 // epoch exists to drain, so the proposer adopts it at once (the others learn
-// it from its row). A roster change (epoch ≥ 1) is activated by the drained
-// rows instead (checkActivation).
+// it from its row).
+//
+// The other Accepted answers are ignored on purpose:
+//   - of a roster change (epoch ≥ 1): that a quorum accepted is not enough
+//     to activate it, leases of the current epoch must drain first, so it is
+//     activated from the acceptors' rows (accepted ballot, value hash,
+//     Drained; checkActivation) and never from these answers. Acceptors send
+//     them all the same (onAccept answers every Accept), as every drover
+//     has, so the wire stays the same both ways;
+//   - a refusal (OK false) carries no higher ballot to learn from (it echoes
+//     the proposal's): the proposal runs to its deadline and is retried
+//     with a higher ballot, learnt from the refusing promises;
+//   - of another ballot or an abandoned proposal: late or duplicated.
 func (n *Node) onAccepted(now time.Duration, m Message) {
 	p := n.prop
 	if p == nil || p.phase != 2 || p.epoch != 0 || n.st.Roster.Epoch != 0 || !m.OK || m.Epoch != 0 || m.Ballot != p.ballot {
