@@ -41,6 +41,9 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 	switch {
 	case a.fleet.Paused():
 		st.Paused, st.PausedBy = true, "drover pause"
+		if r := a.fleet.Flag().Reason; r != "" {
+			st.PausedBy, st.PauseReason = "gate", r
+		}
 	case manifestPaused:
 		st.Paused, st.PausedBy = true, "manifest"
 	}
@@ -52,6 +55,7 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 		}
 		return a.archivedLabel(id)
 	}
+	st.Gates = gateStatuses(a.fleet.Gates())
 	rows := a.fleet.Status()
 	done, voters, reachVoters := 0, 0, 0
 	var unreachable []string
@@ -117,6 +121,8 @@ func (a *app) why(st AppStatus, now time.Time, voters, reachable int, unreachabl
 	switch st.PausedBy {
 	case "drover pause":
 		why = append(why, fmt.Sprintf("paused fleet-wide by `drover pause`: no new host starts; `drover resume %s` goes on", st.Name))
+	case "gate":
+		why = append(why, fmt.Sprintf("paused: %s; `drover resume %s` starts a fresh run of the gate", st.PauseReason, st.Name))
 	case "manifest":
 		why = append(why, "paused by the manifest (deployment.paused: true): publish the manifest without it to go on")
 	}
@@ -126,6 +132,13 @@ func (a *app) why(st AppStatus, now time.Time, voters, reachable int, unreachabl
 			w += ": " + f.Host + " failed"
 			if f.Event != "" {
 				w += " at " + f.Event
+			}
+		} else {
+			for _, g := range st.Gates {
+				if g.Verdict == "failed" {
+					w += ": " + g.Reason
+					break
+				}
 			}
 		}
 		why = append(why, w+"; it starts again only with a new revision or a changed manifest (push a fix or revert)")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/drover-dev/drover/gossip"
 	"github.com/drover-dev/drover/hooks"
+	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
@@ -24,22 +25,28 @@ type stubFleet struct {
 	roster rollout.RosterState
 	paused bool
 	bake   time.Time
+	gates  []rollout.GateStatus
+	flag   rollout.Flag
 }
 
-func (s *stubFleet) Status() []rollout.HostStatus      { return s.rows }
-func (s *stubFleet) Roster() rollout.RosterState       { return s.roster }
-func (s *stubFleet) Paused() bool                      { return s.paused }
-func (s *stubFleet) BakeUntil() time.Time              { return s.bake }
-func (s *stubFleet) TimeAt(d time.Duration) time.Time  { return time.Unix(0, 0).Add(d) }
-func (s *stubFleet) SetDesired(rollout.Desired)        {}
-func (s *stubFleet) Finished(string, bool, string)     {}
-func (s *stubFleet) Progress(string, string)           {}
-func (s *stubFleet) Timing() rollout.Timing            { return rollout.Timing{} }
-func (s *stubFleet) Voters() rollout.Roster            { return rollout.Roster{} }
-func (s *stubFleet) ForceRemove(string)                {}
-func (s *stubFleet) SetPaused(bool)                    {}
-func (s *stubFleet) Close()                            {}
-func (s *stubFleet) Decisions() <-chan gossip.Decision { return nil }
+func (s *stubFleet) Status() []rollout.HostStatus        { return s.rows }
+func (s *stubFleet) Roster() rollout.RosterState         { return s.roster }
+func (s *stubFleet) Paused() bool                        { return s.paused }
+func (s *stubFleet) BakeUntil() time.Time                { return s.bake }
+func (s *stubFleet) TimeAt(d time.Duration) time.Time    { return time.Unix(0, 0).Add(d) }
+func (s *stubFleet) SetDesired(rollout.Desired)          {}
+func (s *stubFleet) Finished(string, bool, string)       {}
+func (s *stubFleet) Progress(string, string)             {}
+func (s *stubFleet) Timing() rollout.Timing              { return rollout.Timing{} }
+func (s *stubFleet) Voters() rollout.Roster              { return rollout.Roster{} }
+func (s *stubFleet) ForceRemove(string)                  {}
+func (s *stubFleet) SetPaused(bool)                      {}
+func (s *stubFleet) Close()                              {}
+func (s *stubFleet) Decisions() <-chan gossip.Decision   { return nil }
+func (s *stubFleet) Evaluating() []rollout.GateJob       { return nil }
+func (s *stubFleet) GateSample(string, int, gate.Sample) {}
+func (s *stubFleet) Gates() []rollout.GateStatus         { return s.gates }
+func (s *stubFleet) Flag() rollout.Flag                  { return s.flag }
 
 type nullSource struct{}
 
@@ -102,6 +109,20 @@ func TestStatusSaysWhyTheRolloutStands(t *testing.T) {
 					return h
 				}(), row("h2", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
 			manifest.Deployment{}, []string{"halted: h1 failed at AfterInstall"}},
+		{"paused by an inconclusive gate", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 2}, paused: true,
+			flag: rollout.Flag{Paused: true, Clock: 3, Node: "h1", Reason: `gate lat inconclusive: value no data, query "up": prometheus: unreachable`},
+			rows: []rollout.HostStatus{row("h1", rollout.PhaseSucceeded, rollout.ReachAlive, "succeeded"), row("h2", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{}, []string{"paused: gate lat inconclusive: value no data, query \"up\": prometheus: unreachable; `drover resume hello` starts a fresh run of the gate"}},
+		{"halted by a failed gate", &stubFleet{roster: rollout.RosterState{Epoch: 1, Members: 2},
+			gates: []rollout.GateStatus{{Name: "err", When: manifest.WhenBatch, Verdict: gate.VerdictFail, Value: 0.17, Taken: 2, Evaluator: "h1",
+				Reason: `gate err failed: value 0.17, query "sum(rate(e[1m]))": 2 consecutive failed samples`}},
+			rows: []rollout.HostStatus{
+				func() rollout.HostStatus {
+					h := row("h1", rollout.PhaseRolledBack, rollout.ReachAlive, rollout.ResultRolledBack)
+					h.Halted = true
+					return h
+				}(), row("h2", rollout.PhaseWaiting, rollout.ReachAlive, "")}},
+			manifest.Deployment{}, []string{`halted: gate err failed: value 0.17, query "sum(rate(e[1m]))": 2 consecutive failed samples; it starts again only`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := statusApp(t, tc.f, tc.d).status(now, 0)

@@ -16,6 +16,7 @@ type statusCollector struct {
 	appRevision, desiredRevision, rolloutHosts, paused, halted *prometheus.Desc
 	polls, lastSuccess, members, manifestInvalid               *prometheus.Desc
 	rosterEpoch, rosterVoters, rosterVoter                     *prometheus.Desc
+	gateVerdict                                                *prometheus.Desc
 }
 
 // NewStatusCollector returns the collector of the state metrics, reading
@@ -46,13 +47,16 @@ func NewStatusCollector(status func() Status) prometheus.Collector {
 			"Hosts in the group's roster of voters this host holds.", []string{"app"}, nil),
 		rosterVoter: prometheus.NewDesc("drover_roster_voter",
 			"1 while this host is a voter of its group's roster, 0 while it is not (a joiner, or no roster).", []string{"app"}, nil),
+		gateVerdict: prometheus.NewDesc("drover_gate_verdict",
+			"1 for a health gate's merged verdict of its latest step (pending, passed, failed, inconclusive), 0 for the others; the same on every host (aggregate with max).",
+			[]string{"app", "gate", "verdict"}, nil),
 		members: prometheus.NewDesc("drover_cluster_members",
 			"Gossip members this host sees, by state (alive, suspect, dead, left).", []string{"state"}, nil),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid, c.rosterEpoch, c.rosterVoters, c.rosterVoter} {
+	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid, c.rosterEpoch, c.rosterVoters, c.rosterVoter, c.gateVerdict} {
 		ch <- d
 	}
 }
@@ -75,6 +79,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.rosterEpoch, prometheus.GaugeValue, float64(a.Roster.Epoch), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.rosterVoters, prometheus.GaugeValue, float64(a.Roster.Voters), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.rosterVoter, prometheus.GaugeValue, b2f(a.Roster.Voter), a.Name)
+		for _, g := range a.Gates {
+			for _, v := range []string{"pending", "passed", "failed", "inconclusive"} {
+				ch <- prometheus.MustNewConstMetric(c.gateVerdict, prometheus.GaugeValue, b2f(g.Verdict == v), a.Name, g.Name, v)
+			}
+		}
 		if a.Desired != "" {
 			ch <- prometheus.MustNewConstMetric(c.desiredRevision, prometheus.GaugeValue, 1, a.Name, a.Group, a.Desired)
 			ch <- prometheus.MustNewConstMetric(c.halted, prometheus.GaugeValue, b2f(a.Halted), a.Name, a.Desired)

@@ -20,6 +20,10 @@ type Metrics struct {
 	ConfigLastReloadOK    prometheus.Gauge
 	GossipMessagesDropped *prometheus.CounterVec
 	GossipBytes           *prometheus.CounterVec
+	// GateEvaluations and GateLastValue: the health-gate samples this host
+	// took (it evaluates a gate when the rollout makes it its evaluator).
+	GateEvaluations *prometheus.CounterVec
+	GateLastValue   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them, with the Go runtime
@@ -54,10 +58,17 @@ func NewMetrics(reg prometheus.Registerer, version, commit, goVersion string) (*
 		GossipBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drover_gossip_bytes_total", Help: "Gossip payload bytes, by direction (sent, received).",
 		}, []string{"direction"}),
+		GateEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drover_gate_evaluations_total", Help: "Health-gate samples this host took, by result (pass, fail, inconclusive).",
+		}, []string{"app", "gate", "result"}),
+		GateLastValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drover_gate_last_value", Help: "The value of the last health-gate sample this host took (the largest of a vector; NaN: no data).",
+		}, []string{"app", "gate"}),
 	}
 	cs := []prometheus.Collector{
 		m.BuildInfo, m.Deployments, m.DeploymentDuration, m.HookDuration, m.HookFailures,
 		m.ConfigReloads, m.ConfigLastReloadOK, m.GossipMessagesDropped, m.GossipBytes,
+		m.GateEvaluations, m.GateLastValue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}

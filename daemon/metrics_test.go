@@ -31,6 +31,8 @@ func TestMetricsPassPromtool(t *testing.T) {
 	m.ConfigReloads.WithLabelValues("applied").Inc()
 	m.GossipMessagesDropped.WithLabelValues("malformed").Inc()
 	m.GossipBytes.WithLabelValues("sent").Add(10)
+	m.GateEvaluations.WithLabelValues("hello", "error-rate", "pass").Inc()
+	m.GateLastValue.WithLabelValues("hello", "error-rate").Set(0.002)
 	if err := reg.Register(NewStatusCollector(SampleStatus)); err != nil {
 		t.Fatal(err)
 	}

@@ -36,9 +36,11 @@ type AppStatus struct {
 	// (DEPLOYMENT_ID of its hooks; the same on every host), once known.
 	Deployment string `json:"deployment,omitempty"`
 	Paused     bool   `json:"paused"`
-	// PausedBy says who paused: "drover pause" (the fleet-wide flag) or
-	// "manifest" (deployment.paused).
+	// PausedBy says who paused: "drover pause" (the fleet-wide flag),
+	// "gate" (the flag, set by an inconclusive health gate; PauseReason
+	// says which and why) or "manifest" (deployment.paused).
 	PausedBy    string `json:"paused_by,omitempty"`
+	PauseReason string `json:"pause_reason,omitempty"`
 	Halted      bool   `json:"halted"`
 	SourceError string `json:"source_error,omitempty"`
 	// StartError says why this host could not start the application's
@@ -62,7 +64,10 @@ type AppStatus struct {
 	PollingSince time.Time `json:"polling_since,omitzero"`
 	// Roster is the group's roster of voters as this host holds it.
 	Roster RosterStatus `json:"roster"`
-	Hosts  []HostStatus `json:"hosts"`
+	// Gates are the manifest's health gates with their fleet-wide verdicts
+	// (issue 13), one entry per gate.
+	Gates []GateStatus `json:"gates,omitempty"`
+	Hosts []HostStatus `json:"hosts"`
 }
 
 // RosterStatus is the group's roster of voters (gossip/PROTOCOL.md §4) as

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/hashicorp/memberlist"
 )
@@ -62,6 +63,9 @@ type App struct {
 	voters rollout.Roster // the roster this host holds (Members not shared with the Node)
 	paused bool
 	bake   time.Duration // Node.BakeUntil at the snapshot
+	flag   rollout.Flag
+	jobs   []rollout.GateJob    // Node.Evaluating at the snapshot
+	gates  []rollout.GateStatus // Node.Gates at the snapshot
 	closed bool
 }
 
@@ -131,6 +135,38 @@ func (a *App) SetPaused(paused bool) { a.enqueue(call{kind: callPaused, paused: 
 // voter; Voters shows when it is in force. The request lives in this
 // host's memory: an agent restarted before then forgets it.
 func (a *App) ForceRemove(host string) { a.enqueue(call{kind: callForceRemove, host: host}) }
+
+// GateSample hands one sample of a gate this host evaluates (a job of
+// Evaluating) to the Node, which decides the gate's verdict
+// (rollout.Node.GateSample); like SetPaused it is queued to the driver.
+func (a *App) GateSample(name string, step int, s gate.Sample) {
+	a.enqueue(call{kind: callGateSample, gate: name, step: step, sample: s})
+}
+
+// Evaluating returns the gates this host samples now
+// (rollout.Node.Evaluating; Due is on the Node's clock, see TimeAt). Same
+// lag as Status.
+func (a *App) Evaluating() []rollout.GateJob {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.jobs)
+}
+
+// Gates returns every declared gate's merged verdict as this host sees it
+// (rollout.Node.Gates). Same lag as Status.
+func (a *App) Gates() []rollout.GateStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.gates)
+}
+
+// Flag returns the fleet-wide pause flag as this host sees it, with the
+// reason a gate gave when it paused the rollout. Same lag as Status.
+func (a *App) Flag() rollout.Flag {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flag
+}
 
 // Voters returns the roster this host holds, with its members, as of the
 // last snapshot (same lag as Status).
@@ -283,6 +319,7 @@ const (
 	callProgress
 	callFinished
 	callForceRemove
+	callGateSample
 )
 
 // call is an App method call, applied by the driver in order.
@@ -296,4 +333,7 @@ type call struct {
 	ok         bool
 	result     string
 	host       string // callForceRemove
+	gate       string // callGateSample: the gate, its step and the sample
+	step       int
+	sample     gate.Sample
 }

@@ -174,6 +174,8 @@ func (d *driver) apply(now time.Duration, k call) {
 		s.node.Finished(now, k.deployment, k.ok, k.result)
 	case callForceRemove:
 		s.node.ForceRemove(now, k.host)
+	case callGateSample:
+		s.node.GateSample(now, k.gate, k.step, k.sample)
 	}
 }
 
@@ -425,8 +427,10 @@ func (d *driver) snapshots(now time.Duration) {
 			st, paused, rs, vs := s.node.Status(), s.node.Paused(), s.node.RosterState(now), s.node.Roster()
 			vs.Members = slices.Clone(vs.Members)
 			s.bake = s.node.BakeUntil()
+			jobs, gates := s.node.Evaluating(), s.node.Gates()
 			s.a.mu.Lock()
 			s.a.status, s.a.paused, s.a.roster, s.a.voters, s.a.bake = st, paused, rs, vs, s.bake
+			s.a.flag, s.a.jobs, s.a.gates = s.node.Flag(), jobs, gates
 			s.a.mu.Unlock()
 			s.dirty, built = false, true
 		}

@@ -122,6 +122,27 @@ func watchStatus(ctx context.Context, c *daemon.Client, out io.Writer, o statusO
 // printStatus renders the fleet table of `drover status`.
 func printStatus(w io.Writer, st *daemon.Status) { printStatusOpts(w, st, statusOpts{}) }
 
+// gateLine is one health gate in status: "gate error-rate (bake, step 0):
+// passed, value 0.002 after 3 samples, evaluated by web-1", then the reason
+// of a failed or inconclusive verdict.
+func gateLine(g daemon.GateStatus) string {
+	l := fmt.Sprintf("gate %s (%s, step %d): %s", g.Name, g.When, g.Step, g.Verdict)
+	if g.Samples > 0 {
+		v := "no data"
+		if g.Value != nil {
+			v = strconv.FormatFloat(*g.Value, 'g', 4, 64)
+		}
+		l += fmt.Sprintf(", value %s after %d sample(s)", v, g.Samples)
+	}
+	if g.Evaluator != "" {
+		l += ", evaluated by " + g.Evaluator
+	}
+	if g.Reason != "" && g.Verdict != "passed" {
+		l += ": " + g.Reason
+	}
+	return l
+}
+
 func printStatusOpts(w io.Writer, st *daemon.Status, o statusOpts) {
 	rev := shortRev
 	res := func(s string) string { return oneLine(strings.Replace(s, "; last output:\n", "\n", 1), 48) }
@@ -180,6 +201,9 @@ func printStatusOpts(w io.Writer, st *daemon.Status, o statusOpts) {
 		}
 		for _, y := range why {
 			fmt.Fprintf(w, "  %s\n", y)
+		}
+		for _, g := range a.Gates {
+			fmt.Fprintf(w, "  %s\n", gateLine(g))
 		}
 		if f := a.Failure; f != nil {
 			where := ""
