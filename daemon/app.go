@@ -16,7 +16,6 @@ import (
 	"github.com/drover-dev/drover/hooks"
 	"github.com/drover-dev/drover/hooks/bundle"
 	"github.com/drover-dev/drover/hooks/proc"
-	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
@@ -40,13 +39,6 @@ type fleet interface {
 	Roster() rollout.RosterState
 	TimeAt(d time.Duration) time.Time
 	BakeUntil() time.Time
-	// Evaluating, GateSample, Gates and Flag serve the health gates
-	// (gates.go): which this host samples, its samples, the fleet's
-	// verdicts, and the reason a gate paused the rollout.
-	Evaluating() []rollout.GateJob
-	GateSample(name string, step int, s gate.Sample)
-	Gates() []rollout.GateStatus
-	Flag() rollout.Flag
 	Close()
 }
 
@@ -80,7 +72,6 @@ type app struct {
 	hasDes  bool
 	manif   *manifest.Manifest
 	running *runningDeployment // nil when idle
-	events  map[string]string  // deployment → current event, for status
 	started time.Time          // when the loops started: polling since
 	labels  map[string]string  // revision ID → label found in the records (archivedLabel)
 
@@ -88,10 +79,8 @@ type app struct {
 }
 
 type runningDeployment struct {
-	id       string
-	revision string
-	event    string
-	cancel   context.CancelCauseFunc
+	id     string
+	cancel context.CancelCauseFunc
 	// fence is the slot's fence (nil for a slotless deployment): the
 	// lifecycle checks it before every event and its scripts' watchdogs
 	// enforce it while the agent is stopped; timer cancels the
@@ -111,7 +100,6 @@ func (a *app) start(ctx, deployCtx context.Context) {
 	a.mu.Unlock()
 	a.wg.Go(func() { a.poller.Run(ctx, a.onDesired) })
 	a.wg.Go(func() { a.decisionLoop(ctx, deployCtx) })
-	a.wg.Go(func() { a.gateLoop(ctx, &gate.Evaluator{}) })
 }
 
 // wait waits for the loops and any running deployment.
@@ -196,7 +184,7 @@ func (a *app) handle(ctx context.Context, d gossip.Decision) {
 			return
 		}
 		dctx, cancel := context.WithCancelCause(ctx)
-		rd := &runningDeployment{id: d.Deployment, revision: d.Revision, cancel: cancel}
+		rd := &runningDeployment{id: d.Deployment, cancel: cancel}
 		if !d.FenceAt.IsZero() {
 			rd.fence = proc.NewFence(d.FenceAt, a.fleet.Timing().FenceGrace())
 			rd.timer = time.AfterFunc(time.Until(d.FenceAt), func() { cancel(errAborted) })
@@ -256,11 +244,6 @@ func (a *app) run(ctx context.Context, d rollout.Decision, fence *proc.Fence) {
 	req.Progress = func(ev hooks.EventRecord) {
 		switch ev.Status {
 		case hooks.EventRunning:
-			a.mu.Lock()
-			if a.running != nil {
-				a.running.event = ev.Name
-			}
-			a.mu.Unlock()
 			a.fleet.Progress(d.Deployment, ev.Name)
 		case hooks.EventSucceeded, hooks.EventFailed:
 			a.metrics.HookDuration.WithLabelValues(a.cfg.Name, ev.Name).Observe(ev.Finished.Sub(ev.Started).Seconds())
