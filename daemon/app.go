@@ -16,6 +16,7 @@ import (
 	"github.com/drover-dev/drover/hooks"
 	"github.com/drover-dev/drover/hooks/bundle"
 	"github.com/drover-dev/drover/hooks/proc"
+	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
@@ -39,6 +40,13 @@ type fleet interface {
 	Roster() rollout.RosterState
 	TimeAt(d time.Duration) time.Time
 	BakeUntil() time.Time
+	// Evaluating, GateSample, Gates and Flag serve the health gates
+	// (gates.go): which this host samples, its samples, the fleet's
+	// verdicts, and the reason a gate paused the rollout.
+	Evaluating() []rollout.GateJob
+	GateSample(name string, step int, s gate.Sample)
+	Gates() []rollout.GateStatus
+	Flag() rollout.Flag
 	Close()
 }
 
@@ -100,6 +108,7 @@ func (a *app) start(ctx, deployCtx context.Context) {
 	a.mu.Unlock()
 	a.wg.Go(func() { a.poller.Run(ctx, a.onDesired) })
 	a.wg.Go(func() { a.decisionLoop(ctx, deployCtx) })
+	a.wg.Go(func() { a.gateLoop(ctx, &gate.Evaluator{}) })
 }
 
 // wait waits for the loops and any running deployment.
