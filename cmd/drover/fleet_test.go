@@ -234,6 +234,9 @@ type bundleOpts struct {
 	// holds it: an exact P1 check for window 1, also for killed scripts.
 	exclusive     bool
 	canary, batch string
+	// gates is YAML for deployment.gates (its list items, each line
+	// indented by 4), "" for none; bake is the canary's bake ("" is 0s).
+	gates, bake string
 }
 
 // push commits revision rev of the app and its manifest, as a developer's
@@ -271,7 +274,14 @@ func (f *fleet) push(rev, strategy string, o bundleOpts) string {
 	}
 	dep := "  strategy: " + strategy + "\n"
 	if o.canary != "" {
-		dep += "  canary: " + o.canary + "\n  bake: 0s\n"
+		bake := o.bake
+		if bake == "" {
+			bake = "0s"
+		}
+		dep += "  canary: " + o.canary + "\n  bake: " + bake + "\n"
+	}
+	if o.gates != "" {
+		dep += "  gates:\n" + o.gates
 	}
 	if o.batch != "" {
 		dep += "  batch: " + o.batch + "\n"
