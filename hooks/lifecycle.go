@@ -44,7 +44,10 @@ type Config struct {
 	Root string
 	// Host is this host's name, given to scripts as DROVER_HOST.
 	Host string
-	// Now is the clock; time.Now when nil.
+	// Now is the clock; time.Now when nil. The lifecycle reads time from it
+	// alone: records, events, the hook log's timestamps and the hour the
+	// scripts of one event share. (A slot's fence is checked against the
+	// monotonic clock it was set on, not against Now.)
 	Now func() time.Time
 	// KeepArchives is how many revision archives a group keeps (5 when 0);
 	// the last successful one is always kept on top.
@@ -351,7 +354,7 @@ func (d *deployment) runEvent(ctx context.Context, ev appspec.Event) error {
 		return &EventError{Event: ev, Err: err}
 	}
 	d.notify(idx)
-	d.writeLog(time.Now(), "LifecycleEvent - "+string(ev))
+	d.writeLog(d.e.cfg.Now(), "LifecycleEvent - "+string(ev))
 
 	err := run(ctx, &d.rec.Events[idx])
 	d.rec.Events[idx].Finished = d.e.cfg.Now()
@@ -448,7 +451,7 @@ func (d *deployment) download(ctx context.Context, _ *EventRecord) error {
 		return err
 	}
 	for _, w := range spec.Warnings {
-		d.writeLog(time.Now(), "[warning] "+w.String())
+		d.writeLog(d.e.cfg.Now(), "[warning] "+w.String())
 		d.log.Warn("appspec: " + w.String())
 	}
 	final := filepath.Join(d.dir, "bundle")
@@ -493,7 +496,7 @@ func (d *deployment) install(ctx context.Context, er *EventRecord) error {
 		return err
 	}
 	d.unsynced = res.Unsynced
-	d.writeLog(time.Now(), fmt.Sprintf("Install - %d files, %d directories, %d bytes; %d earlier entries removed", res.Files, res.Dirs, res.Bytes, res.Removed))
+	d.writeLog(d.e.cfg.Now(), fmt.Sprintf("Install - %d files, %d directories, %d bytes; %d earlier entries removed", res.Files, res.Dirs, res.Bytes, res.Removed))
 	if err := st.setPendingCleanups(group, []string{d.rec.ID}); err != nil {
 		return err
 	}
@@ -540,9 +543,9 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 	// The scripts of one event share CodeDeploy's one-hour budget: explicit
 	// timeouts are validated to fit, and scripts without one get what is
 	// left of it.
-	eventStart := time.Now()
+	eventStart := d.e.cfg.Now()
 	for i, h := range hs {
-		if left := appspec.DefaultHookTimeout - time.Since(eventStart); h.Timeout > left {
+		if left := appspec.DefaultHookTimeout - d.e.cfg.Now().Sub(eventStart); h.Timeout > left {
 			if left <= 0 {
 				return fmt.Errorf("%s used up its %d seconds before script %s could start", ev, int(appspec.DefaultHookTimeout/time.Second), h.Location)
 			}
@@ -560,7 +563,7 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			unit += "-" + strconv.Itoa(i+1)
 		}
 		log := d.log.With("event", string(ev), "script", h.Location)
-		d.writeLog(time.Now(), "Script - "+h.Location)
+		d.writeLog(d.e.cfg.Now(), "Script - "+h.Location)
 		var tail tailBuffer
 		res, err := d.e.cfg.Runner.Run(ctx, proc.Spec{
 			Unit:         unit,
@@ -573,7 +576,7 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 			DrainTimeout: d.e.cfg.DrainTimeout,
 			Fence:        d.req.Fence,
 			Output: func(l proc.Line) {
-				d.writeLog(l.Time, "["+l.Stream+"]"+l.Text)
+				d.writeLog(d.e.cfg.Now(), "["+l.Stream+"]"+l.Text) // Output runs as the line is read: l.Time, on the engine's clock
 				tail.add(l.Text)
 				log.Debug(l.Text, "stream", l.Stream)
 			},
@@ -586,7 +589,7 @@ func (d *deployment) runScripts(ctx context.Context, ev appspec.Event, dir strin
 		}
 		if res.LeftoverOutput {
 			msg := "a process this script started still holds its output; the event ended when the script exited (redirect the background process's stdout and stderr to silence this)"
-			d.writeLog(time.Now(), "[warning] "+msg)
+			d.writeLog(d.e.cfg.Now(), "[warning] "+msg)
 			log.Warn(msg)
 		}
 		if ferr := scriptFailure(h, res); ferr != nil {
