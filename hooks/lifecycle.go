@@ -26,6 +26,7 @@ import (
 	"github.com/drover-dev/drover/hooks/install"
 	"github.com/drover-dev/drover/hooks/proc"
 	"github.com/drover-dev/drover/internal/atomicfile"
+	"github.com/drover-dev/drover/internal/deployid"
 )
 
 // ProcessRunner runs one hook script under process control.
@@ -158,14 +159,10 @@ var ErrFenced = errors.New("the slot's fence passed: this host's lease on its ro
 // deploy-local): "d-" and 12 hex digits of sha256(app, group, revision,
 // seq, store), store being the state directory's ID, so that two fresh
 // state directories never give the same ID. A fleet's IDs come from the
-// rollout protocol (rollout.DeploymentID).
+// rollout protocol (rollout.DeploymentID); both are internal/deployid's
+// hash.
 func DeploymentID(store, app, group, revision string, seq int) string {
-	h := sha256.New()
-	for _, s := range []string{app, group, revision, strconv.Itoa(seq), store} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return "d-" + hex.EncodeToString(h.Sum(nil))[:12]
+	return deployid.Of(app, group, revision, strconv.Itoa(seq), store)
 }
 
 // DeploymentGroupID is a stable UUID-shaped ID of a deployment group, given

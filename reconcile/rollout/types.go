@@ -1,11 +1,10 @@
 package rollout
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"time"
 
+	"github.com/drover-dev/drover/internal/deployid"
 	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
@@ -262,16 +261,11 @@ type Decision struct {
 // group formed anew (its roster's lineage). An empty lineage (a roster of
 // an older drover) gives the IDs that drover gave.
 func DeploymentID(lineage, app, group, revision string, attempt uint32) string {
-	h := sha256.New()
 	parts := []string{app, group, revision, strconv.FormatUint(uint64(attempt), 10)}
 	if lineage != "" {
 		parts = append(parts, lineage)
 	}
-	for _, s := range parts {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return "d-" + hex.EncodeToString(h.Sum(nil))[:12]
+	return deployid.Of(parts...)
 }
 
 // Envelope is a message to send. To == "" means broadcast (gossip).
