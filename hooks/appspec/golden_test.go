@@ -132,7 +132,7 @@ func FuzzParse(f *testing.F) {
 			}
 			lines := yamlLines(data) + 1 // a scanner error may point just past the end
 			for _, p := range perr.Problems {
-				if p.File != "f.yml" || p.Line < 0 || p.Line > lines || p.Message == "" {
+				if p.File != "f.yml" || p.Line < 0 || p.Line > lines || p.Msg == "" {
 					t.Fatalf("bad problem %+v in a file of %d lines", p, lines)
 				}
 			}

@@ -59,7 +59,7 @@ func Load(bundleDir string) (*AppSpec, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	spec.Warnings = sorted(p.warnings)
+	spec.Warnings = p.Warnings()
 	return spec, nil
 }
 

@@ -135,7 +135,7 @@ func TestLoadBundleProblems(t *testing.T) {
 				t.Fatalf("got %d problems, want 1:\n%v", len(perr.Problems), err)
 			}
 			p := perr.Problems[0]
-			if p.File != filepath.Join(dir, "appspec.yml") || p.Line != tc.line || p.Field != tc.field || !strings.Contains(p.Message, tc.want) {
+			if p.File != filepath.Join(dir, "appspec.yml") || p.Line != tc.line || p.Field != tc.field || !strings.Contains(p.Msg, tc.want) {
 				t.Errorf("got %s\nwant appspec.yml:%d: %s: ...%s...", p, tc.line, tc.field, tc.want)
 			}
 		})

@@ -13,6 +13,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drover-dev/drover/internal/problems"
 )
 
 // MaxSize is the largest appspec file Parse accepts.
@@ -48,7 +50,7 @@ func Parse(name string, data []byte) (*AppSpec, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	spec.Warnings = sorted(p.warnings)
+	spec.Warnings = p.Warnings()
 	return spec, nil
 }
 
@@ -58,7 +60,7 @@ type parser struct {
 }
 
 func newParser(name string) *parser {
-	return &parser{walker: walker{findings: findings{file: name}}}
+	return &parser{walker: walker{findings: findings{problems.List{File: name}}}}
 }
 
 // line records the line of a field for the bundle checks.
@@ -130,7 +132,7 @@ func (p *parser) decode(data []byte) (root *yaml.Node, ok bool) {
 }
 
 func (p *parser) parse(data []byte) *AppSpec {
-	p.spec = &AppSpec{Path: p.file, FileExistsBehavior: Disallow, Hooks: map[Event][]Hook{}, lines: map[string]int{}}
+	p.spec = &AppSpec{Path: p.File, FileExistsBehavior: Disallow, Hooks: map[Event][]Hook{}, lines: map[string]int{}}
 	if len(data) > MaxSize {
 		p.errorf(0, "", "file is %d bytes, more than the %d allowed", len(data), MaxSize)
 		return p.spec

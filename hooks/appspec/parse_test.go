@@ -118,7 +118,7 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("got %d problems, want 1:\n%v", len(perr.Problems), err)
 			}
 			p := perr.Problems[0]
-			if p.File != "bundle/appspec.yml" || p.Line != tc.line || p.Field != tc.field || !strings.Contains(p.Message, tc.msg) {
+			if p.File != "bundle/appspec.yml" || p.Line != tc.line || p.Field != tc.field || !strings.Contains(p.Msg, tc.msg) {
 				t.Errorf("got %s\nwant bundle/appspec.yml:%d: %s: ...%s...", p, tc.line, tc.field, tc.msg)
 			}
 			prefix := "bundle/appspec.yml: "

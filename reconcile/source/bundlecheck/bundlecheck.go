@@ -113,7 +113,7 @@ func rename(p appspec.Problem, dir string, name func(string) string, clean func(
 	} else {
 		p.File = clean(p.File)
 	}
-	p.Message = clean(p.Message)
+	p.Msg = clean(p.Msg)
 	return p
 }
 
