@@ -147,7 +147,7 @@ var gateKeys = []string{"name", "when", "prometheus", "http", "success", "failur
 
 // gate parses one gate. ok is false when anything about it was wrong.
 func (p *parser) gate(n *yaml.Node, what string, strategy Strategy) (Gate, bool) {
-	before := len(p.problems)
+	before := p.Len()
 	g := Gate{}
 	fields := p.fields(n, what, gateKeys...)
 	if fields == nil {
@@ -261,7 +261,7 @@ func (p *parser) gate(n *yaml.Node, what string, strategy Strategy) (Gate, bool)
 			g.NoData = NoData(v)
 		}
 	}
-	return g, len(p.problems) == before
+	return g, p.Len() == before
 }
 
 func (p *parser) prometheus(f field) *PrometheusCheck {

@@ -4,51 +4,34 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/drover-dev/drover/internal/suggest"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drover-dev/drover/internal/problems"
+	"github.com/drover-dev/drover/internal/suggest"
 )
 
 // MaxSize is the largest manifest accepted. A manifest is a few hundred
 // bytes; anything near this limit is a mistake or an attack.
 const MaxSize = 64 << 10
 
-// Problem is one thing wrong with a manifest, located by line.
-type Problem struct {
-	File string
-	Line int // 0 when the problem concerns the whole file
-	Msg  string
-}
-
-func (p Problem) String() string {
-	if p.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
-	}
-	return fmt.Sprintf("%s: %s", p.File, p.Msg)
-}
+// Problem is one thing wrong with a manifest, located by line (0 when it
+// concerns the whole file); its message names the field.
+type Problem = problems.Problem
 
 // Error lists every problem found in one manifest. Its message is one
-// FILE:LINE: message line per problem.
-type Error struct {
-	Problems []Problem
-}
+// FILE:LINE: message line per problem. (A manifest has no warnings.)
+type Error problems.Error
 
-func (e *Error) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
+func (e *Error) Error() string { return (*problems.Error)(e).Error() }
 
 // ErrNotFound is returned by Load and LoadDir when there is no manifest.
 var ErrNotFound = errors.New("manifest not found")
@@ -88,24 +71,25 @@ var (
 
 // parser collects problems while walking the YAML node tree.
 type parser struct {
-	file     string
-	problems []Problem
-	unknown  int             // unknown keys seen so far
-	meant    map[string]bool // "what.key" for each key a misspelt one was taken for
+	problems.List
+	unknown int             // unknown keys seen so far
+	meant   map[string]bool // "what.key" for each key a misspelt one was taken for
 }
 
-func (p *parser) addf(line int, format string, args ...any) {
-	p.problems = append(p.problems, Problem{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
-}
+func (p *parser) addf(line int, format string, args ...any) { p.Addf(line, "", format, args...) }
+
+// err returns the problems, in the order of the file (problems of one line
+// in the order found).
+func (p *parser) err() error { return &Error{Problems: p.Problems()} }
 
 // Parse parses and validates a manifest. name is used in messages. Unknown
 // keys, duplicate keys, wrong types and invalid values are all reported,
 // each with its line, in one *Error.
 func Parse(name string, data []byte) (*Manifest, error) {
-	p := &parser{file: name}
+	p := &parser{List: problems.List{File: name}}
 	if len(data) > MaxSize {
 		p.addf(0, "manifest is larger than %d bytes", MaxSize)
-		return nil, &Error{Problems: p.problems}
+		return nil, p.err()
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -115,7 +99,7 @@ func Parse(name string, data []byte) (*Manifest, error) {
 		} else {
 			p.addf(yamlErrLine(err), "invalid YAML: %s", yamlErrMsg(err))
 		}
-		return nil, &Error{Problems: p.problems}
+		return nil, p.err()
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -124,10 +108,8 @@ func Parse(name string, data []byte) (*Manifest, error) {
 		p.addf(yamlErrLine(err), "invalid YAML: %s", yamlErrMsg(err))
 	}
 	m := p.manifest(&doc)
-	if len(p.problems) > 0 {
-		// In the order of the file; problems of one line keep the order found.
-		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
-		return nil, &Error{Problems: p.problems}
+	if p.Len() > 0 {
+		return nil, p.err()
 	}
 	return m, nil
 }
