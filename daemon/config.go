@@ -3,7 +3,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"github.com/drover-dev/drover/internal/suggest"
 	"io"
 	"net"
 	"net/url"
@@ -11,11 +10,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/drover-dev/drover/internal/problems"
+	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"gopkg.in/yaml.v3"
 )
@@ -198,9 +198,9 @@ var yamlLineRE = regexp.MustCompile(`^\s*(?:yaml: )?line (\d+): (.*)$`)
 func ParseConfig(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ConfigError{Problems: yamlProblems(name, err)}
+		return nil, &ConfigError{Problems: problems.Strings(yamlProblems(name, err))}
 	}
-	v := &validator{file: name, root: &root, bad: map[string]bool{}}
+	v := &validator{list: problems.List{File: name}, root: &root, bad: map[string]bool{}}
 	cfg := &Config{}
 	if len(root.Content) > 0 {
 		doc := root.Content[0]
@@ -210,7 +210,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			// dropped unknown and repeated keys, so what is left decodes.
 			if err := doc.Decode(cfg); err != nil {
 				for _, p := range yamlProblems(name, err) {
-					v.problems = append(v.problems, problem{line: 0, text: p})
+					v.list.Add(p)
 				}
 			}
 		}
@@ -218,17 +218,17 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	cfg.Path = name
 	cfg.applyDefaults()
 	v.check(cfg)
-	if len(v.problems) > 0 {
-		return nil, &ConfigError{Problems: v.sorted(v.problems), Warnings: v.sorted(v.warnings)}
+	if v.list.Len() > 0 {
+		return nil, &ConfigError{Problems: problems.Strings(v.list.Problems()), Warnings: problems.Strings(v.list.Warnings())}
 	}
-	cfg.Warnings = v.sorted(v.warnings)
+	cfg.Warnings = problems.Strings(v.list.Warnings())
 	return cfg, nil
 }
 
 // yamlProblems turns yaml.v3's errors ("yaml: line 3: did not find
-// expected key") into FILE:LINE: message lines.
-func yamlProblems(file string, err error) []string {
-	var out []string
+// expected key") into problems with their lines.
+func yamlProblems(file string, err error) []problems.Problem {
+	var out []problems.Problem
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -236,11 +236,12 @@ func yamlProblems(file string, err error) []string {
 	}
 	for _, m := range msgs {
 		m = strings.TrimPrefix(m, "yaml: ")
+		p := problems.Problem{File: file, Msg: "not valid YAML: " + m}
 		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
-			out = append(out, fmt.Sprintf("%s:%s: not valid YAML: %s", file, sm[1], sm[2]))
-		} else {
-			out = append(out, fmt.Sprintf("%s: not valid YAML: %s", file, m))
+			p.Line, _ = strconv.Atoi(sm[1])
+			p.Msg = "not valid YAML: " + sm[2]
 		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -306,9 +307,9 @@ func (v *validator) shape(n *yaml.Node, t reflect.Type, path string, line, depth
 			if !ok {
 				if s := suggest.Closest(key.Value, known); s != "" {
 					v.bad[joinPath(path, s)] = true // so that it is not also reported missing
-					v.add(&v.problems, path, key.Line, "unknown key %q; did you mean %q?", key.Value, s)
+					v.list.Addf(key.Line, path, "unknown key %q; did you mean %q?", key.Value, s)
 				} else {
-					v.add(&v.problems, path, key.Line, "unknown key %q (known: %s)%s", key.Value, strings.Join(known, ", "), v.misplaced(key.Value))
+					v.list.Addf(key.Line, path, "unknown key %q (known: %s)%s", key.Value, strings.Join(known, ", "), v.misplaced(key.Value))
 				}
 				return false
 			}
@@ -380,7 +381,7 @@ func (v *validator) mapping(n *yaml.Node, t reflect.Type, path string, depth int
 		key, val := n.Content[i], n.Content[i+1]
 		switch {
 		case key.Kind != yaml.ScalarNode:
-			v.add(&v.problems, path, key.Line, "a key must be a name, found %s", describeNode(key))
+			v.list.Addf(key.Line, path, "a key must be a name, found %s", describeNode(key))
 		case key.Tag == "!!merge":
 			m := val
 			for j := 0; m.Kind == yaml.AliasNode && m.Alias != nil && j < maxShapeDepth; j++ {
@@ -399,7 +400,7 @@ func (v *validator) mapping(n *yaml.Node, t reflect.Type, path string, depth int
 			}
 		default:
 			if first, dup := seen[key.Value]; dup {
-				v.add(&v.problems, joinPath(path, key.Value), key.Line, "repeated key (first at line %d)", first)
+				v.list.Addf(key.Line, joinPath(path, key.Value), "repeated key (first at line %d)", first)
 				continue
 			}
 			seen[key.Value] = key.Line
@@ -415,7 +416,7 @@ func (v *validator) mapping(n *yaml.Node, t reflect.Type, path string, depth int
 // validation does not report it again.
 func (v *validator) shapeFail(field string, line int, format string, args ...any) {
 	v.bad[field] = true
-	v.add(&v.problems, field, line, format, args...)
+	v.list.Addf(line, field, format, args...)
 }
 
 // zeroNode is a node of the zero value of t, at the place of n: the
@@ -520,10 +521,8 @@ func (c *Config) applyDefaults() {
 
 // validator collects problems with the line of the field they concern.
 type validator struct {
-	file     string
-	root     *yaml.Node
-	problems []problem
-	warnings []problem
+	list problems.List // the problems and warnings found
+	root *yaml.Node
 	// bad holds the field paths that already have a problem from shape
 	// (or that a misspelt key was taken for); validation leaves them, and
 	// the fields under and above them, alone.
@@ -536,12 +535,6 @@ type validator struct {
 type outerMapping struct {
 	path string
 	t    reflect.Type
-}
-
-// problem is one FILE:LINE: field: message line and its line, to sort by.
-type problem struct {
-	line int
-	text string
 }
 
 // line finds the line of a key path such as "applications", 2, "source".
@@ -597,22 +590,14 @@ func (v *validator) fail(field string, line int, format string, args ...any) {
 	if v.covered(field) {
 		return
 	}
-	v.add(&v.problems, field, line, format, args...)
+	v.list.Addf(line, field, format, args...)
 }
 
 func (v *validator) warn(field string, line int, format string, args ...any) {
 	if v.covered(field) {
 		return
 	}
-	v.add(&v.warnings, field, line, format, args...)
-}
-
-func (v *validator) add(to *[]problem, field string, line int, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if field != "" {
-		msg = field + ": " + msg
-	}
-	*to = append(*to, problem{line: line, text: fmt.Sprintf("%s:%d: %s", v.file, line, msg)})
+	v.list.Warnf(line, field, format, args...)
 }
 
 // covered reports whether field, a field under it or a field above it
@@ -630,17 +615,6 @@ func (v *validator) covered(field string) bool {
 // under reports whether field path p is inside field path parent.
 func under(p, parent string) bool {
 	return parent == "" || (strings.HasPrefix(p, parent) && len(p) > len(parent) && (p[len(parent)] == '.' || p[len(parent)] == '['))
-}
-
-// sorted returns the texts in the order of their lines, problems of the
-// same line in the order found.
-func (v *validator) sorted(ps []problem) []string {
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].line < ps[j].line })
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.text
-	}
-	return out
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
