@@ -7,10 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/internal/safelink"
 )
 
 // kind is what the extractor created at a path.
@@ -226,8 +227,8 @@ func (x *extractor) symlink(raw, target string) error {
 	if err := x.charge(raw, int64(len(target))); err != nil {
 		return err
 	}
-	if err := checkTargetLexically(rel, target); err != nil {
-		return &EntryError{Entry: raw, Err: err}
+	if err := safelink.Target(rel, target); err != nil {
+		return linkErr(raw, err)
 	}
 	if _, err := x.claim(raw, rel, kindSymlink); err != nil {
 		return err
@@ -239,22 +240,14 @@ func (x *extractor) symlink(raw, target string) error {
 	return nil
 }
 
-// checkTargetLexically refuses link targets that obviously leave the root.
-// Chains of links are checked once everything is written (checkLinks).
-func checkTargetLexically(rel, target string) error {
-	switch {
-	case target == "":
-		return fmt.Errorf("%w: empty symbolic link target", ErrUnsafePath)
-	case strings.IndexByte(target, 0) >= 0:
-		return fmt.Errorf("%w: symbolic link target contains a NUL byte", ErrUnsafePath)
-	case strings.HasPrefix(target, "/"):
-		return fmt.Errorf("%w: symbolic link to absolute path %q", ErrUnsafePath, target)
+// linkErr is the EntryError of a link that breaks safelink's rule (or
+// could not be checked).
+func linkErr(entry string, err error) error {
+	var le *safelink.Error
+	if errors.As(err, &le) {
+		return &EntryError{Entry: entry, Err: fmt.Errorf("%w: %s", ErrUnsafePath, le.Msg)}
 	}
-	j := path.Join(path.Dir(rel), target)
-	if j == ".." || strings.HasPrefix(j, "../") {
-		return fmt.Errorf("%w: symbolic link target %q leaves the bundle root", ErrUnsafePath, target)
-	}
-	return nil
+	return &EntryError{Entry: entry, Err: err}
 }
 
 func (x *extractor) hardlink(raw, linkname string) error {
@@ -297,7 +290,7 @@ func (x *extractor) special(raw, what string) error {
 
 // finish strips a single top-level directory holding the appspec, applies
 // directory modes and times, and checks that every symbolic link resolves
-// inside the root.
+// inside the root (internal/safelink's rule, once stripped).
 func (x *extractor) finish() error {
 	if err := x.ctx.Err(); err != nil {
 		return err
@@ -305,7 +298,11 @@ func (x *extractor) finish() error {
 	if err := x.strip(); err != nil {
 		return err
 	}
-	if err := checkLinks(x.ctx, x.root); err != nil {
+	if err := safelink.Tree(x.ctx, x.root); err != nil {
+		var le *safelink.Error
+		if errors.As(err, &le) {
+			return linkErr(le.Link, err)
+		}
 		return err
 	}
 	// Deepest first, so that no directory becomes unwritable before its

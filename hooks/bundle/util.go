@@ -1,8 +1,0 @@
-package bundle
-
-import (
-	"errors"
-	"syscall"
-)
-
-func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
