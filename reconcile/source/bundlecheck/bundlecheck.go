@@ -31,8 +31,8 @@ import (
 
 	"github.com/drover-dev/drover/hooks/appspec"
 	"github.com/drover-dev/drover/hooks/bundle"
+	"github.com/drover-dev/drover/internal/safelink"
 	"github.com/drover-dev/drover/reconcile/source"
-	"github.com/drover-dev/drover/reconcile/source/tarball"
 )
 
 // tempPattern names the check's directories, so that New can remove those
@@ -120,7 +120,7 @@ func rename(p appspec.Problem, dir string, name func(string) string, clean func(
 // staticFetchError reports whether a fetch failed for the bundle's
 // content, which no retry changes.
 func staticFetchError(err error) bool {
-	for _, e := range []error{bundle.ErrUnsafePath, bundle.ErrSpecialFile, bundle.ErrTooLarge, bundle.ErrFormat, tarball.ErrUnsafe} {
+	for _, e := range []error{bundle.ErrUnsafePath, bundle.ErrSpecialFile, bundle.ErrTooLarge, bundle.ErrFormat, safelink.ErrUnsafe} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -61,7 +61,7 @@ func TestVerdicts(t *testing.T) {
 			want: []string{"DIR/appspec.yml: no appspec.yml or appspec.yaml at the root of the bundle"}},
 		{name: "symlink out of the bundle", files: map[string]string{"appspec.yml": "version: 0.0\nos: linux\n"},
 			link: [2]string{"escape", "../../../etc/passwd"},
-			want: []string{`DIR: unsafe bundle link: escape: symlink to "../../../etc/passwd" leaves the bundle`}},
+			want: []string{`DIR: unsafe link escape: symbolic link target "../../../etc/passwd" leaves the bundle root`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,10 +39,10 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/drover-dev/drover/internal/safelink"
 	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
-	"github.com/drover-dev/drover/reconcile/source/tarball"
 )
 
 // Config configures a Source.
@@ -259,7 +259,7 @@ func (s *Source) treeID(ctx context.Context, mdata []byte, root, dst string) (st
 			}
 			fmt.Fprintf(h, "l\x00%s\x00%s\x00", rel, lt)
 			if target != "" {
-				if err := tarball.CheckLink(rel, lt); err != nil {
+				if err := safelink.Target(rel, lt); err != nil {
 					return "", err
 				}
 				if err := os.Symlink(lt, target); err != nil {
@@ -352,7 +352,7 @@ func (s *Source) Fetch(ctx context.Context, rev source.Revision, dst string) err
 	if id != rev.ID {
 		return fmt.Errorf("%s changed while fetching (%s, want %s): %w", s.dir, id[:12], rev.ID[:min(12, len(rev.ID))], source.ErrGone)
 	}
-	return nil
+	return safelink.Dir(ctx, dst) // chains of links, which no single link shows
 }
 
 // Watch implements source.Watcher.

@@ -68,10 +68,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/drover-dev/drover/internal/atomicfile"
+	"github.com/drover-dev/drover/internal/safelink"
 	"github.com/drover-dev/drover/internal/suggest"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
-	"github.com/drover-dev/drover/reconcile/source/tarball"
 )
 
 // Auth holds credential file names (DESIGN.md §5). Files are read at each
@@ -715,7 +715,10 @@ func (s *Source) Fetch(ctx context.Context, rev source.Revision, dst string) err
 			return fmt.Errorf("%s: bundle %s in commit %s: %w", s.desc, bpath, rev.ID[:12], err)
 		}
 	}
-	return s.writeTree(ctx, tree, dst)
+	if err := s.writeTree(ctx, tree, dst); err != nil {
+		return err
+	}
+	return safelink.Dir(ctx, dst) // chains of links, which no single link shows
 }
 
 // writeTree writes a git tree to dst.
@@ -762,7 +765,7 @@ func (s *Source) writeTree(ctx context.Context, tree *object.Tree, dst string) e
 				return fmt.Errorf("bundle %s: %w", name, err)
 			}
 			lt := string(raw)
-			if err := tarball.CheckLink(name, lt); err != nil {
+			if err := safelink.Target(name, lt); err != nil {
 				return err
 			}
 			if err := os.Symlink(lt, target); err != nil {

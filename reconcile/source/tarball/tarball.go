@@ -8,23 +8,20 @@
 // no time. Bytes depend on Go's compress/flate, so a drover built with
 // another Go release may produce another (equally valid) sha256.
 //
-// Reading bundles back is hooks/bundle's job (bundle.Unpack). CheckLink is
-// the link rule the git and directory sources apply when they write a
-// bundle tree themselves.
+// Reading bundles back is hooks/bundle's job (bundle.Unpack); what a
+// symbolic link in a bundle may point at is internal/safelink's rule, for
+// every source.
 package tarball
 
 import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -101,44 +98,4 @@ func Write(ctx context.Context, dir string, w io.Writer) error {
 		return fmt.Errorf("build bundle: %w", err)
 	}
 	return nil
-}
-
-// ErrUnsafe marks a link that could lead out of the bundle.
-var ErrUnsafe = errors.New("unsafe bundle link")
-
-// CheckLink returns an ErrUnsafe error unless a symlink at rel (a clean
-// slash path relative to the bundle root) pointing to target stays inside
-// the bundle, given that nothing is ever written through a link.
-func CheckLink(rel, target string) error {
-	if target == "" || strings.Contains(target, "\x00") || path.IsAbs(target) {
-		return fmt.Errorf("%w: %s: symlink to %q", ErrUnsafe, rel, target)
-	}
-	if !leadingDotDotOnly(target) {
-		return fmt.Errorf("%w: %s: symlink to %q (\"..\" after a name may cross a link)", ErrUnsafe, rel, target)
-	}
-	if resolved := path.Join(path.Dir(rel), target); resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("%w: %s: symlink to %q leaves the bundle", ErrUnsafe, rel, target)
-	}
-	return nil
-}
-
-// leadingDotDotOnly reports whether ".." appears in target only before its
-// first other component. Leading ".." climbs real directories (nothing is
-// written through a link), so with every link checked this way, and each
-// checked to stay inside, no chain of links can resolve outside the root;
-// "x/.." after a link x could.
-func leadingDotDotOnly(target string) bool {
-	named := false
-	for _, c := range strings.Split(target, "/") {
-		switch c {
-		case "..":
-			if named {
-				return false
-			}
-		case "", ".":
-		default:
-			named = true
-		}
-	}
-	return true
 }
