@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,8 @@ func sampleGates(hs []*host, result func(h string, j rollout.GateJob) gate.Resul
 					}
 					last[k] = j.Due
 					r := result(h.name, j)
-					h.app.GateSample(j.Gate.Name, j.Step, gate.Sample{Gate: j.Gate.Name, Result: r, Values: []gate.Value{{V: 0.1}}, Query: "up"})
+					h.app.GateSample(j.Gate.Name, j.Step, gate.Sample{Gate: j.Gate.Name, Result: r, Values: []gate.Value{{V: 0.1}}, Query: "up",
+						Reason: "prometheus: unreachable: dial tcp 127.0.0.1:45905: connect: connection refused " + strings.Repeat("x", 200)})
 				}
 			}
 		})
@@ -49,9 +51,10 @@ func TestGatedRollout(t *testing.T) {
 		Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Count: 2, FailureLimit: 2, InconclusiveLimit: 3, NoData: manifest.NoDataFail}
 	dep := manifest.Deployment{Strategy: manifest.OneAtATime, Rollback: manifest.RollbackOnFailure, Gates: []manifest.Gate{g}}
 	for _, tt := range []struct {
-		name   string
-		failAt int
-	}{{"pass", -1}, {"fail at step 1", 1}} {
+		name     string
+		failAt   int
+		inconcAt int
+	}{{"pass", -1, -1}, {"fail at step 1", 1, -1}, {"inconclusive at step 1", -1, 1}} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkGoroutines(t)
 			f := newFleet(t)
@@ -59,8 +62,11 @@ func TestGatedRollout(t *testing.T) {
 			hs := f.startFleet(4, false)
 			stop := make(chan struct{})
 			wg := sampleGates(hs, func(_ string, j rollout.GateJob) gate.Result {
-				if j.Step == tt.failAt {
+				switch j.Step {
+				case tt.failAt:
 					return gate.Fail
+				case tt.inconcAt:
+					return gate.Inconclusive
 				}
 				return gate.Pass
 			}, stop)
@@ -68,7 +74,18 @@ func TestGatedRollout(t *testing.T) {
 			for _, h := range hs {
 				h.app.SetDesired(desired("r2", dep))
 			}
-			if tt.failAt < 0 {
+			if tt.inconcAt >= 0 {
+				// The evaluator pauses the fleet; the flag reaches every
+				// host directly (not at the next push-pull).
+				waitFor(t, "every host paused by the gate", 5*time.Second, func() bool {
+					for _, h := range hs {
+						if f := h.app.Flag(); !h.app.Paused() || !strings.HasPrefix(f.Reason, "gate err inconclusive") {
+							return false
+						}
+					}
+					return true
+				})
+			} else if tt.failAt < 0 {
 				waitFor(t, "every host to install r2", 60*time.Second, func() bool { return installed(hs, "r2") })
 				waitFor(t, "every host to see step 2's gate pass", 45*time.Second, func() bool {
 					for _, h := range hs {

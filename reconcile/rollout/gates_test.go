@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -417,5 +419,28 @@ func TestEvaluatorVerdictSurvivesRestart(t *testing.T) {
 		if gs := w.nodes[h].Gates(); len(gs) != 1 || gs[0].Verdict != gate.VerdictPass {
 			t.Errorf("%s: %+v", h, gs)
 		}
+	}
+}
+
+// The daemon stores Persisted as JSON, which has no NaN: the state of a
+// gate whose last sample had no data (an inconclusive gate's, as a rule)
+// must still be stored (A2 holds every message until it is), and come back.
+func TestPersistedGateStateWithoutDataIsStored(t *testing.T) {
+	p := Persisted{Row: Row{Host: "a", Gates: []GateState{
+		{Name: "lat", Step: 1, Gen: 3, Verdict: gate.VerdictInconclusive, Taken: 2, InconcStreak: 2, Value: math.NaN(), Reason: "gate lat inconclusive"},
+		{Name: "err", Step: 1, Verdict: gate.VerdictPass, Taken: 3, Value: 0.25},
+	}}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatalf("a gate without data cannot be stored: %v", err)
+	}
+	var q Persisted
+	if err := json.Unmarshal(b, &q); err != nil {
+		t.Fatal(err)
+	}
+	g := q.Row.Gates
+	if len(g) != 2 || !math.IsNaN(g[0].Value) || g[0].Reason != "gate lat inconclusive" || g[0].InconcStreak != 2 || g[0].Gen != 3 ||
+		g[1].Value != 0.25 || g[1].Verdict != gate.VerdictPass || g[1].Taken != 3 {
+		t.Errorf("stored and read back: %+v\n%s", g, b)
 	}
 }

@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -285,4 +287,46 @@ type Output struct {
 // Empty reports whether o holds nothing.
 func (o *Output) Empty() bool {
 	return o.Persist == nil && len(o.Send) == 0 && len(o.Broadcast) == 0 && len(o.Decisions) == 0
+}
+
+// gateStateJSON is GateState in the daemon's state file: JSON has no NaN
+// (the value of a sample without data), so a value that is not finite is
+// stored as null and read back as NaN. Without it the state of an
+// inconclusive gate could not be stored, and A2 held every message of the
+// host (found end to end: the gate's pause reached the others only by
+// push-pull).
+type gateStateJSON struct {
+	Name                     string
+	Step                     uint32
+	Gen                      uint64
+	Verdict                  gate.Verdict
+	Taken                    uint32
+	FailStreak, InconcStreak uint32
+	Value                    *float64
+	Reason                   string `json:",omitempty"`
+}
+
+// MarshalJSON stores a value that is not finite as null.
+func (g GateState) MarshalJSON() ([]byte, error) {
+	j := gateStateJSON{Name: g.Name, Step: g.Step, Gen: g.Gen, Verdict: g.Verdict, Taken: g.Taken,
+		FailStreak: g.FailStreak, InconcStreak: g.InconcStreak, Reason: g.Reason}
+	if !math.IsNaN(g.Value) && !math.IsInf(g.Value, 0) {
+		v := g.Value
+		j.Value = &v
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads null as NaN.
+func (g *GateState) UnmarshalJSON(b []byte) error {
+	var j gateStateJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*g = GateState{Name: j.Name, Step: j.Step, Gen: j.Gen, Verdict: j.Verdict, Taken: j.Taken,
+		FailStreak: j.FailStreak, InconcStreak: j.InconcStreak, Value: math.NaN(), Reason: j.Reason}
+	if j.Value != nil {
+		g.Value = *j.Value
+	}
+	return nil
 }
