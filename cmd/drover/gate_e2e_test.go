@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,4 +212,148 @@ func scrape(t *testing.T, addr string) string {
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return b.String()
+}
+
+// switchProxy stands for Prometheus at a fixed address and can be taken
+// down (connections refused, as when Prometheus is down) and brought back.
+type switchProxy struct {
+	t      *testing.T
+	addr   string
+	target *url.URL
+	srv    *http.Server
+}
+
+func newSwitchProxy(t *testing.T, target string) *switchProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{t: t, addr: ln.Addr().String(), target: u}
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *switchProxy) serve(ln net.Listener) {
+	p.srv = &http.Server{Handler: httputil.NewSingleHostReverseProxy(p.target)}
+	go p.srv.Serve(ln)
+}
+
+func (p *switchProxy) down() {
+	if p.srv != nil {
+		p.srv.Close()
+		p.srv = nil
+	}
+}
+
+func (p *switchProxy) up() {
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			p.serve(ln)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("listen again on %s: %v", p.addr, err)
+}
+
+func (p *switchProxy) url() string { return "http://" + p.addr }
+
+// TestFleetGateEvaluatorKilledAndPrometheusDown (issue 13, done-when): a
+// batch gate over a real Prometheus; the host evaluating it is killed with
+// SIGKILL mid-evaluation and another host resumes its samples (the
+// rollout does not stall); then Prometheus goes down, the next step's gate
+// turns inconclusive, the fleet pauses with the reason in status, nothing
+// starts, and once Prometheus is back `drover resume` starts a fresh run
+// that passes and the rollout completes.
+func TestFleetGateEvaluatorKilledAndPrometheusDown(t *testing.T) {
+	app := newGateTestApp(t)
+	prom := newSwitchProxy(t, startTestPrometheus(t, app.srv.URL))
+	const n = 3
+	f := newFleet(t, n, "one-at-a-time")
+	f.waitFor(0, 90*time.Second, "v1 everywhere", allOn(n, "v1"))
+	gates := fmt.Sprintf(`    - name: err
+      when: batch
+      prometheus: {url: %q, query: 'max(demo_error_ratio)'}
+      failure: result >= 0.1
+      interval: 1s
+      count: 4
+      failure_limit: 2
+      inconclusive_limit: 2
+`, prom.url())
+	f.push("v2", "one-at-a-time", bundleOpts{gates: gates})
+	index := func(name string) int {
+		for i, a := range f.agents {
+			if a.name == name {
+				return i
+			}
+		}
+		t.Fatalf("no agent %s", name)
+		return -1
+	}
+	var first daemon.GateStatus
+	f.waitFor(0, 120*time.Second, "step 0's gate sampled", func(st *daemon.Status) bool {
+		g, ok := gateOf(st)
+		first = g
+		return ok && g.Step == 0 && g.Samples >= 2 && g.Verdict == "pending" && g.Evaluator != ""
+	})
+	killed := index(first.Evaluator)
+	other := (killed + 1) % n
+	f.kill9(killed)
+	tKill := time.Now()
+	var took time.Duration
+	f.waitFor(other, 60*time.Second, "another host resuming step 0's gate", func(st *daemon.Status) bool {
+		g, ok := gateOf(st)
+		if ok && g.Step == 0 && g.Evaluator != "" && g.Evaluator != first.Evaluator && g.Samples > first.Samples {
+			took = time.Since(tKill)
+			return true
+		}
+		return ok && g.Step > 0
+	})
+	st := f.waitFor(other, 60*time.Second, "step 0's gate passed", func(st *daemon.Status) bool {
+		g, ok := gateOf(st)
+		return ok && (g.Step == 0 && g.Verdict == "passed" || g.Step > 0)
+	})
+	g, _ := gateOf(st)
+	t.Logf("evaluator %s killed after %d samples; another host resumed after %s; step 0: %+v", first.Evaluator, first.Samples, took, g)
+	if took == 0 || took > 15*time.Second {
+		t.Errorf("the gate's samples resumed %s after the evaluator was killed", took)
+	}
+	prom.down()
+	tDown := time.Now()
+	st = f.waitFor(other, 60*time.Second, "the fleet paused by the inconclusive gate", func(st *daemon.Status) bool {
+		a := appOf(st)
+		return a != nil && a.Paused && a.PausedBy == "gate"
+	})
+	a := appOf(st)
+	why := strings.Join(a.Why, "\n")
+	t.Logf("paused %s after Prometheus went down: %s", time.Since(tDown).Round(100*time.Millisecond), why)
+	if !strings.Contains(why, "paused: gate err inconclusive") || !strings.Contains(why, "max(demo_error_ratio)") {
+		t.Errorf("why: %s", why)
+	}
+	started := len(f.lifecycles("v2"))
+	time.Sleep(3 * time.Second)
+	if now := len(f.lifecycles("v2")); now != started {
+		t.Errorf("%d hosts started v2 under the gate's pause", now-started)
+	}
+	prom.up()
+	f.start(killed)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := daemon.NewClient(f.agents[other].socket).SetPaused(ctx, fleetApp, false); err != nil {
+		t.Fatal(err)
+	}
+	st = f.waitFor(other, 120*time.Second, "v2 everywhere after the resume", allOn(n, "v2"))
+	if a := appOf(st); a.Paused || a.Halted {
+		t.Errorf("after the resume: paused %v (%s), halted %v", a.Paused, a.PauseReason, a.Halted)
+	}
+	if ivs := f.lifecycles("v2"); len(ivs) != n {
+		t.Errorf("%d lifecycles of v2, want %d: %+v", len(ivs), n, ivs)
+	}
 }
