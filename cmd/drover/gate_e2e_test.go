@@ -357,3 +357,51 @@ func TestFleetGateEvaluatorKilledAndPrometheusDown(t *testing.T) {
 		t.Errorf("%d lifecycles of v2, want %d: %+v", len(ivs), n, ivs)
 	}
 }
+
+// TestFleetGateNoData (issue 13, done-when): a query that returns no data
+// follows the gate's no_data: fail (the default) halts the canary and rolls
+// it back; pass lets the rollout go on to every host.
+func TestFleetGateNoData(t *testing.T) {
+	app := newGateTestApp(t)
+	prom := startTestPrometheus(t, app.srv.URL)
+	for _, tt := range []struct {
+		noData string
+		halts  bool
+	}{{"", true}, {"pass", false}} {
+		t.Run("no_data="+tt.noData, func(t *testing.T) {
+			const n = 3
+			f := newFleet(t, n, "one-at-a-time")
+			f.waitFor(0, 90*time.Second, "v1 everywhere", allOn(n, "v1"))
+			gates := fmt.Sprintf(`    - name: missing
+      when: bake
+      prometheus: {url: %q, query: 'max(demo_metric_nobody_exports)'}
+      failure: result >= 0.1
+      interval: 1s
+      count: 2
+      failure_limit: 1
+`, prom)
+			if tt.noData != "" {
+				gates += "      no_data: " + tt.noData + "\n"
+			}
+			f.push("v2", "canary", bundleOpts{canary: "1", batch: "2", gates: gates})
+			if !tt.halts {
+				st := f.waitFor(0, 120*time.Second, "v2 everywhere", allOn(n, "v2"))
+				if g, _ := gateOf(st); g.Verdict != "passed" || g.Value != nil {
+					t.Errorf("gate: %+v (want passed, no value)", g)
+				}
+				return
+			}
+			st := f.waitFor(0, 120*time.Second, "the halt and the canary's rollback", func(st *daemon.Status) bool {
+				a := appOf(st)
+				return a != nil && a.Halted && allOn(n, "v1")(st)
+			})
+			g, _ := gateOf(st)
+			if g.Verdict != "failed" || !strings.Contains(g.Reason, "no data") {
+				t.Errorf("gate: %+v", g)
+			}
+			if ivs := f.lifecycles("v2"); len(ivs) != 1 {
+				t.Errorf("%d hosts ran v2, want only the canary", len(ivs))
+			}
+		})
+	}
+}
