@@ -36,10 +36,7 @@ status' shows every host's last failure and the end of its output.`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: completeApps(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			c := daemon.NewClient(sock)
 			if host != "" {
 				st, err := c.Status(cmd.Context())
@@ -63,7 +60,7 @@ status' shows every host's last failure and the end of its output.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "deployment %s (#%d) of %s, revision %s: %s\n", rec.ID, rec.Seq, rec.Application, rec.Revision, rec.Status)
 				which = rec.ID
 			}
-			_, err = c.AppDeploymentLog(cmd.Context(), args[0], which, follow, out)
+			_, err := c.AppDeploymentLog(cmd.Context(), args[0], which, follow, out)
 			return err
 		},
 	}
@@ -86,10 +83,7 @@ metrics listener, so another host's history can be fetched from it.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeApps(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			hs, err := daemon.NewClient(sock).History(cmd.Context(), args[0])
 			if err != nil {
 				return err

@@ -29,10 +29,7 @@ func newMembersCmd(g *globalFlags) *cobra.Command {
 			"each application's roster as this host holds it, and the roster epoch each host reports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			m, err := daemon.NewClient(sock).Members(cmd.Context())
 			if err != nil {
 				return err
@@ -83,10 +80,7 @@ func newMembersRemoveCmd(g *globalFlags) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := args[0]
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			c := daemon.NewClient(sock)
 			m, err := c.Members(cmd.Context())
 			if err != nil {

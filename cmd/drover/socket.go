@@ -16,17 +16,17 @@ import (
 // with a typo, which is when an operator needs them, so a config that does
 // not load is no error: the socket is then its raw api.socket if the YAML
 // can be read that far, else the default, and one warning line on stderr
-// names the broken file and its first problem. The error is always nil.
-func (g *globalFlags) socketPath() (string, error) {
+// names the broken file and its first problem.
+func (g *globalFlags) socketPath() string {
 	if g.socket != "" {
-		return g.socket, nil
+		return g.socket
 	}
 	explicit := g.root != nil && g.root.PersistentFlags().Changed("config")
 	sock, warning := findSocket(g.config, explicit)
 	if warning != "" && g.root != nil {
 		fmt.Fprintln(g.root.ErrOrStderr(), "warning: "+warning)
 	}
-	return sock, nil
+	return sock
 }
 
 // findSocket returns the API socket that the config file at path names,

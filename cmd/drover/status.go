@@ -45,10 +45,7 @@ not go on, the failure that halted it, and per host:
 while running), full revision IDs and full results. --watch redraws.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			c := daemon.NewClient(sock)
 			out := cmd.OutOrStdout()
 			if watch <= 0 {
@@ -316,10 +313,7 @@ func newPauseCmd(g *globalFlags, paused bool) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeApps(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sock, err := g.socketPath()
-			if err != nil {
-				return err
-			}
+			sock := g.socketPath()
 			c := daemon.NewClient(sock)
 			var before *daemon.AppStatus // what the agent said before, to explain the effect
 			if st, err := c.Status(cmd.Context()); err == nil {
