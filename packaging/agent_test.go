@@ -25,7 +25,8 @@ var agentScrape struct {
 // runningAgentMetrics starts a real agent in this process (directory
 // source, hooks in process groups), lets it deploy a good revision and then
 // one whose ValidateService fails (so that failure series exist too), and
-// scrapes its metrics listener.
+// scrapes its metrics listener. The manifests declare a health gate, so
+// that the gate series exist (a group of one host never samples it).
 func runningAgentMetrics(t *testing.T) map[string]family {
 	t.Helper()
 	agentScrape.once.Do(func() {
@@ -50,7 +51,7 @@ func scrapeRunningAgent(t *testing.T) (map[string]family, error) {
 			hook = "#!/bin/sh\n[ \"$LIFECYCLE_EVENT\" = ValidateService ] && exit 1\nexit 0\n"
 		}
 		files := map[string]string{
-			"manifest.yaml": fmt.Sprintf("version: 1\napplication: hello\nrevision: %q\nbundle: {path: .}\ndeployment: {strategy: one-at-a-time, rollback: on-failure}\n", rev),
+			"manifest.yaml": fmt.Sprintf("version: 1\napplication: hello\nrevision: %q\nbundle: {path: .}\ndeployment: {strategy: one-at-a-time, rollback: on-failure, gates: [{name: health, http: {url: \"http://127.0.0.1:9/healthz\"}}]}\n", rev),
 			"appspec.yml":   "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: hook.sh\n  ValidateService:\n    - location: hook.sh\n",
 			"hook.sh":       hook,
 		}
