@@ -444,3 +444,63 @@ func TestPersistedGateStateWithoutDataIsStored(t *testing.T) {
 		t.Errorf("stored and read back: %+v\n%s", g, b)
 	}
 }
+
+// TestContinuousGate: a continuous gate blocks nothing while it passes
+// (the rollout completes), and its failure mid-rollout halts every host:
+// those that installed the revision roll back, and no host starts after
+// the failing sample.
+func TestContinuousGate(t *testing.T) {
+	t.Run("passing", func(t *testing.T) {
+		w := newNet(t, 6, "r1")
+		w.sample = pass
+		w.setDesired(gatedDesired(manifest.Rolling, 2, promGate("errs", manifest.WhenContinuous, 1, 1, 3)))
+		w.drive(2*time.Minute, nil)
+		for _, h := range w.names {
+			if r := w.nodes[h].Row(); r.Installed != "r2" || r.Phase != PhaseSucceeded || w.nodes[h].halted() {
+				t.Errorf("%s under a passing continuous gate: %+v", h, r)
+			}
+		}
+		if len(w.samples) == 0 {
+			t.Error("the continuous gate was never sampled")
+		}
+	})
+	t.Run("failing", func(t *testing.T) {
+		w := newNet(t, 6, "r1")
+		var failedAt time.Duration
+		w.sample = func(h string, j GateJob) gate.Result {
+			if failedAt == 0 {
+				failedAt = w.now
+			}
+			return gate.Fail
+		}
+		w.setDesired(gatedDesired(manifest.Rolling, 2, promGate("errs", manifest.WhenContinuous, 1, 1, 3)))
+		w.drive(2*time.Minute, nil)
+		if failedAt == 0 {
+			t.Fatal("the continuous gate was never sampled")
+		}
+		started := 0
+		for _, h := range w.names {
+			n := w.nodes[h]
+			if !n.halted() {
+				t.Errorf("%s: not halted by the failed continuous gate", h)
+			}
+			if r := n.Row(); r.Installed != "r1" {
+				t.Errorf("%s: installed %s after the halt, want r1 (rolled back or never started)", h, r.Installed)
+			}
+			if at, ok := w.startedAt[h]; ok && at != 0 {
+				started++
+				if at > failedAt {
+					t.Errorf("%s started r2 at %s, after the gate failed at %s", h, at, failedAt)
+				}
+			}
+		}
+		if started == len(w.names) {
+			t.Errorf("every host started r2: the failure stopped nothing")
+		}
+		for _, h := range w.names {
+			if gs := w.nodes[h].Gates(); len(gs) != 1 || gs[0].Verdict != gate.VerdictFail {
+				t.Errorf("%s: gates %+v, want the failed continuous gate", h, gs)
+			}
+		}
+	})
+}
