@@ -356,11 +356,43 @@ func (s *Source) Fetch(ctx context.Context, rev source.Revision, dst string) err
 }
 
 // Watch implements source.Watcher.
+//
+// fsnotify's reader sends an event or an error while it holds the lock
+// that Add and Remove take, so the loop that re-adds watches must never be
+// the only reader of its channels: two goroutines drain them at once and
+// only signal (coalesced, never blocking) that something changed. Reading
+// and re-watching in one loop deadlocked when an error came while the loop
+// was in Remove (TestWatch hung in CI).
 func (s *Source) Watch(ctx context.Context, poke func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("dir source: watch: %w", err)
 	}
+	changed := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	var drain sync.WaitGroup
+	closed := make(chan struct{}, 2)
+	drain.Go(func() {
+		defer func() { closed <- struct{}{} }()
+		for ev := range w.Events {
+			if ev.Name == s.dir || within(s.dir, ev.Name) { // not a sibling in the parent directory
+				signal()
+			}
+		}
+	})
+	drain.Go(func() {
+		defer func() { closed <- struct{}{} }()
+		for err := range w.Errors {
+			s.log.Warn("fsnotify error; relying on periodic polls", "err", err)
+			signal()
+		}
+	})
+	defer drain.Wait()
 	defer w.Close()
 	watched := map[string]bool{}
 	rewatch := func() {
@@ -392,21 +424,11 @@ func (s *Source) Watch(ctx context.Context, poke func()) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("dir source: watcher closed")
-			}
-			if ev.Name != s.dir && !within(s.dir, ev.Name) {
-				continue // a sibling in the parent directory
-			}
+		case <-closed:
+			return errors.New("dir source: watcher closed")
+		case <-changed:
 			poke()
 			rewatch()
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("dir source: watcher closed")
-			}
-			s.log.Warn("fsnotify error; relying on periodic polls", "err", err)
-			poke()
 		case <-recheck.C:
 			rewatch()
 		}
