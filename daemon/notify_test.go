@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/internal/testenv/syncbuf"
 )
 
 // notifySocket listens on a real unixgram socket and returns a function
@@ -92,7 +94,7 @@ func TestAgentNotifierFailuresFromManyGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "nobody-listens.sock"))
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	// Notifier nil: the agent builds the systemd notifier itself.
 	a, err := New(context.Background(), Options{ConfigPath: f.cfgPath, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,27 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/testenv/syncbuf"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
-
-// syncBuffer is a log sink for tests that read what the agent logged.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func (f *agentFixture) writeConfig(t *testing.T, extra string) {
 	t.Helper()
@@ -138,7 +121,7 @@ func TestReloadConcurrent(t *testing.T) {
 // of whose applications cannot start is applied, and says so truthfully in
 // the log, the metric and status; the next reload retries the application.
 func TestReloadAppStartFailure(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	f := newAgentFixtureWith(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		o.Notifier = &recNotifier{}

@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/internal/testenv/syncbuf"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -97,26 +97,8 @@ func TestPeersFileBad(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
-// logBuffer collects a Cluster's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // member starts a bare Cluster (no applications) on 127.0.0.1.
-func member(t *testing.T, name, bind string, join []string, peersFile string, logs *logBuffer) *Cluster {
+func member(t *testing.T, name, bind string, join []string, peersFile string, logs *syncbuf.Buffer) *Cluster {
 	t.Helper()
 	var log *slog.Logger = testLogger(t).With("node", name)
 	if logs != nil {
@@ -187,7 +169,7 @@ func TestRestartedSeedRejoinsItsPeers(t *testing.T) {
 			waitFor(t, "the others to see the seed gone for a probe interval", 30*time.Second, func() bool {
 				return goneFor(a, "seed") > testParams.ProbeInterval && goneFor(b, "seed") > testParams.ProbeInterval
 			})
-			logs := &logBuffer{}
+			logs := &syncbuf.Buffer{}
 			started := time.Now()
 			again := member(t, "seed", "127.0.0.1:0", nil, peersFile, logs)
 			bound := RejoinInterval(testParams)
@@ -220,7 +202,7 @@ func TestAloneSeedRetriesSavedPeers(t *testing.T) {
 	if err := savePeers(peersFile, []savedPeer{{Name: "later", Addr: peerAddr}}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	seed := member(t, "seed", "127.0.0.1:0", nil, peersFile, logs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -251,7 +233,7 @@ func TestCorruptPeersFileStartsWithSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed := member(t, "seed", "127.0.0.1:0", nil, "", nil)
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	h := member(t, "h", "127.0.0.1:0", []string{seed.LocalAddr()}, peersFile, logs)
 	waitFor(t, "the host to join its seed", 30*time.Second, func() bool { return aliveCount(h) == 2 })
 	if !strings.Contains(logs.String(), "ignoring the saved peers; joining the seeds only") {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/testenv/syncbuf"
+
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
@@ -190,29 +192,12 @@ func TestSanitizer(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNotFoundIsAnError: a place that does not exist is an error like an
 // unreachable server: counted, backed off, logged once, shown, and no
 // success recorded; ErrNoManifest (a publication in progress) is empty:
 // shown and logged at Info, and not a success either.
 func TestNotFoundIsAnError(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	src := &fakeSource{rev: Revision{ID: "1", Label: "one"}}
 	p := NewPoller(src, PollerConfig{App: "a", Interval: 10 * time.Second, RetryMin: time.Second, Clock: clock,
@@ -273,7 +258,7 @@ func TestNotFoundIsAnError(t *testing.T) {
 // revision leaves the previous one desired and is not checked again; a
 // check that fails without a verdict is an error and runs again.
 func TestCheck(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	verdicts := map[string]error{
 		"2": &BundleError{ID: "2", Label: "two", Problems: []string{"app/appspec.yml:6: hooks.AfterInstall[0].timeout: bad"}},
 		"3": errors.New("fetch: connection reset"),
@@ -339,7 +324,7 @@ func TestCheck(t *testing.T) {
 // is stopped by the poller's context; nothing is recorded for it and the
 // revision is checked again after a restart.
 func TestCheckProgressAndShutdown(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	clock := &fakeClock{now: time.Unix(1000, 0), asked: make(chan time.Duration, 10)}
 	started := make(chan struct{}, 2)
 	check := func(ctx context.Context, _ Revision) error {

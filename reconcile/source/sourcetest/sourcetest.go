@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/testenv/syncbuf"
+
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/source"
 	"github.com/drover-dev/drover/reconcile/source/bundlecheck"
@@ -246,7 +248,7 @@ func misconfigured(t *testing.T, h Harness, mc Misconfig) {
 	t.Logf("%s: %v", mc.Name, err)
 
 	// Through a Poller: an error, logged once, shown, and no success.
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	clock := &stepClock{now: time.Unix(1000, 0)}
 	p := source.NewPoller(mc.Source, source.PollerConfig{App: "hello-web", Clock: clock,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -368,23 +370,6 @@ func (c *stepClock) Now() time.Time {
 }
 
 func (c *stepClock) After(time.Duration) <-chan time.Time { return nil }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func desired(t *testing.T, src source.Source) source.Revision {
 	t.Helper()
