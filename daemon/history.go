@@ -163,49 +163,40 @@ const followPoll = 200 * time.Millisecond
 // on while the deployment runs, flushing after each read, until it ends or
 // ctx does.
 func (a *Agent) CopyLog(ctx context.Context, group, id string, w io.Writer, follow bool) error {
-	f, err := os.Open(a.store.LogPath(group, id))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if f != nil {
-		defer f.Close()
-	}
-	flush := func() {
+	var f *os.File // nil until the log exists
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	// copyNew writes what the log gained since the last call.
+	copyNew := func() error {
+		if f == nil {
+			var err error
+			if f, err = os.Open(a.store.LogPath(group, id)); errors.Is(err, os.ErrNotExist) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+		_, err := io.Copy(w, f)
 		if fl, ok := w.(interface{ Flush() }); ok {
 			fl.Flush()
 		}
+		return err
 	}
 	t := time.NewTicker(followPoll)
 	defer t.Stop()
 	for {
-		if f == nil {
-			if f, err = os.Open(a.store.LogPath(group, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			if f != nil {
-				defer f.Close()
-			}
-		}
-		if f != nil {
-			if _, err := io.Copy(w, f); err != nil {
-				return err
-			}
-			flush()
-		}
-		if !follow {
-			return nil
+		if err := copyNew(); err != nil || !follow {
+			return err
 		}
 		rec, err := a.store.Get(group, id)
 		if err != nil {
 			return err
 		}
 		if rec.Status != hooks.StatusRunning {
-			if f != nil {
-				_, err := io.Copy(w, f) // what came between the last read and the end
-				flush()
-				return err
-			}
-			return nil
+			return copyNew() // what came between the last read and the end
 		}
 		select {
 		case <-ctx.Done():
