@@ -30,6 +30,7 @@ import (
 	"github.com/drover-dev/drover/hooks"
 	"github.com/drover-dev/drover/hooks/proc"
 	"github.com/drover-dev/drover/internal/atomicfile"
+	"github.com/drover-dev/drover/reconcile"
 	"github.com/drover-dev/drover/reconcile/rollout"
 	"github.com/drover-dev/drover/reconcile/source"
 	"github.com/drover-dev/drover/reconcile/source/bundlecheck"
@@ -81,6 +82,7 @@ type Agent struct {
 	runner   proc.Runner
 	engine   *hooks.Engine
 	cluster  *gossip.Cluster
+	params   rollout.MemberlistParams // memberlist timing in force
 	host     string
 	joined   atomic.Int32 // joinWaiting, joinJoined or joinLate
 
@@ -193,14 +195,13 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Params != nil {
 		params = *opts.Params
 	}
+	a.params = params
 	if a.cluster, err = gossip.New(gossip.Config{
 		NodeName: cfg.Node.Name, Bind: cfg.Cluster.Bind, Advertise: cfg.Cluster.Advertise,
 		Join: cfg.Cluster.Join, Keys: keys, Groups: cfg.Node.Groups, Params: params, Logger: log.With("component", "gossip"),
-		BootstrapExpect: cfg.Cluster.BootstrapExpect,
-		Nonce:           a.store.ID(),
-		PeersFile:       filepath.Join(cfg.Node.StateDir, "gossip-peers.json"),
+		PeersFile: filepath.Join(cfg.Node.StateDir, "gossip-peers.json"),
 		Stats: gossip.Stats{
-			Dropped: func(reason string) { a.metrics.GossipMessagesDropped.WithLabelValues(reason).Inc() },
+			Dropped: a.dropped,
 			Bytes:   func(dir string, n int) { a.metrics.GossipBytes.WithLabelValues(dir).Add(float64(n)) },
 		},
 	}); err != nil {
@@ -208,6 +209,11 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	return a, nil
+}
+
+// dropped counts a gossip or protocol message dropped, by reason.
+func (a *Agent) dropped(reason string) {
+	a.metrics.GossipMessagesDropped.WithLabelValues(reason).Inc()
 }
 
 // rateLimit allows one event per interval; it is safe for concurrent use.
@@ -374,21 +380,40 @@ func (a *Agent) startAppLocked(ac AppConfig) error {
 	if err != nil {
 		return fmt.Errorf("application %s: %w", ac.Name, err)
 	}
-	fl, err := a.cluster.App(gossip.AppConfig{
-		Name: ac.Name, Group: ac.Group, State: st,
-		Persist: func(p rollout.Persisted) error { return saveRolloutState(statePath, p) },
+	poller := source.NewPoller(src, source.PollerConfig{
+		App: ac.Name, Interval: time.Duration(ac.PollInterval), Logger: log, Rand: rand.Float64,
+		// Refuse a statically invalid bundle before any slot is claimed.
+		Check: bundlecheck.New(src, filepath.Join(cfg.Node.StateDir, "sources", ac.Name), log),
 	})
+	m := a.metrics
+	deploy := &reconcile.Deploy{Source: src, Engine: a.engine, Store: a.store, Observer: reconcile.Observer{
+		Event: func(ev hooks.EventRecord) {
+			m.HookDuration.WithLabelValues(ac.Name, ev.Name).Observe(ev.Finished.Sub(ev.Started).Seconds())
+			if ev.Status == hooks.EventFailed {
+				m.HookFailures.WithLabelValues(ac.Name, ev.Name).Inc()
+			}
+		},
+		Done: func(rec *hooks.Record, ok bool) {
+			if rec != nil {
+				m.DeploymentDuration.WithLabelValues(ac.Name).Observe(rec.Duration(rec.Finished).Seconds())
+			}
+			m.Deployments.WithLabelValues(ac.Name, map[bool]string{true: "succeeded", false: "failed"}[ok]).Inc()
+		},
+	}}
+	rc := reconcile.NewApp(reconcile.AppConfig{
+		Name: ac.Name, Group: ac.Group, Host: cfg.Node.Name, State: st,
+		Persist:         func(p rollout.Persisted) error { return saveRolloutState(statePath, p) },
+		BootstrapExpect: cfg.Cluster.BootstrapExpect, Nonce: a.store.ID(),
+		Eager: true, Dropped: a.dropped, ViewEvery: min(a.params.GossipInterval, 100*time.Millisecond), Log: log,
+		Poller: poller, Deploy: deploy,
+	})
+	ep, err := a.cluster.Endpoint(gossip.EndpointConfig{App: ac.Name, Group: ac.Group, Receiver: rc})
 	if err != nil {
 		return fmt.Errorf("application %s: %w", ac.Name, err)
 	}
 	ap := &app{
-		cfg: ac, host: cfg.Node.Name, log: log, metrics: a.metrics, src: src, fleet: fl, engine: a.engine, store: a.store,
-		known: map[string]source.Revision{},
-		poller: source.NewPoller(src, source.PollerConfig{
-			App: ac.Name, Interval: time.Duration(ac.PollInterval), Logger: log, Rand: rand.Float64,
-			// Refuse a statically invalid bundle before any slot is claimed.
-			Check: bundlecheck.New(src, filepath.Join(cfg.Node.StateDir, "sources", ac.Name), log),
-		}),
+		cfg: ac, host: cfg.Node.Name, log: log, metrics: a.metrics, poller: poller,
+		rc: rc, fleet: rc, deploy: deploy, ep: ep, store: a.store,
 	}
 	ctx, cancel := context.WithCancel(a.loopCtx)
 	ap.start(ctx, a.deployCtx)
@@ -400,8 +425,7 @@ func (a *Agent) startAppLocked(ac AppConfig) error {
 // and unregisters it from the cluster.
 func (a *Agent) stopApp(h *appHandle) {
 	h.cancel()
-	h.app.wait()
-	h.app.fleet.Close()
+	h.app.stop()
 }
 
 func loadRolloutState(path string) (rollout.Persisted, error) {
@@ -560,9 +584,13 @@ func (a *Agent) Close(ctx context.Context) error {
 		}
 		a.mu.Unlock()
 		go func() {
+			// Each app waits for its running deployment, whose end is
+			// still stored and sent, then stops.
+			var wg sync.WaitGroup
 			for _, h := range apps {
-				h.app.wait()
+				wg.Go(h.app.stop)
 			}
+			wg.Wait()
 			close(done)
 		}()
 		select {
@@ -574,9 +602,6 @@ func (a *Agent) Close(ctx context.Context) error {
 		}
 		a.deployCancel()
 		<-done
-		for _, h := range apps {
-			h.app.fleet.Close()
-		}
 		a.wg.Wait()
 		err = a.cluster.Close()
 		if a.api != nil {

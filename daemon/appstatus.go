@@ -15,7 +15,7 @@ import (
 // cluster's bootstrap_expect.
 func (a *app) status(now time.Time, expect int) AppStatus {
 	ps := a.poller.Status()
-	a.mu.Lock()
+	desired, hasDes, since := a.deploy.Desired()
 	st := AppStatus{
 		Name: a.cfg.Name, Group: a.cfg.Group, Active: true, Source: ps.Source,
 		SourceError: ps.LastError, LastPoll: ps.LastSuccess,
@@ -24,20 +24,19 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 	for r, n := range ps.Polls {
 		st.Polls[string(r)] = n
 	}
-	st.PollingSince = a.started
+	st.PollingSince = since
 	manifestPaused := false
-	if a.hasDes {
-		st.Desired, st.DesiredID = a.desired.Label, a.desired.ID
-		if a.manif != nil {
-			st.Strategy = string(a.manif.Deployment.Strategy)
-			manifestPaused = a.manif.Deployment.Paused
+	if hasDes {
+		st.Desired, st.DesiredID = desired.Label, desired.ID
+		if m := desired.Manifest; m != nil {
+			st.Strategy = string(m.Deployment.Strategy)
+			manifestPaused = m.Deployment.Paused
 		}
 	}
 	labels := map[string]string{}
-	for id, r := range a.known {
-		labels[id] = r.Label
+	for _, r := range a.deploy.KnownRevisions() {
+		labels[r.ID] = r.Label
 	}
-	a.mu.Unlock()
 	switch {
 	case a.fleet.Paused():
 		st.Paused, st.PausedBy = true, "drover pause"

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drover-dev/drover/gossip"
 	"github.com/drover-dev/drover/hooks"
+	"github.com/drover-dev/drover/reconcile"
 	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -34,15 +34,10 @@ func (s *stubFleet) Roster() rollout.RosterState         { return s.roster }
 func (s *stubFleet) Paused() bool                        { return s.paused }
 func (s *stubFleet) BakeUntil() time.Time                { return s.bake }
 func (s *stubFleet) TimeAt(d time.Duration) time.Time    { return time.Unix(0, 0).Add(d) }
-func (s *stubFleet) SetDesired(rollout.Desired)          {}
-func (s *stubFleet) Finished(string, bool, string)       {}
-func (s *stubFleet) Progress(string, string)             {}
 func (s *stubFleet) Timing() rollout.Timing              { return rollout.Timing{} }
 func (s *stubFleet) Voters() rollout.Roster              { return rollout.Roster{} }
 func (s *stubFleet) ForceRemove(string)                  {}
 func (s *stubFleet) SetPaused(bool)                      {}
-func (s *stubFleet) Close()                              {}
-func (s *stubFleet) Decisions() <-chan gossip.Decision   { return nil }
 func (s *stubFleet) Evaluating() []rollout.GateJob       { return nil }
 func (s *stubFleet) GateSample(string, int, gate.Sample) {}
 func (s *stubFleet) Gates() []rollout.GateStatus         { return s.gates }
@@ -65,10 +60,9 @@ func statusApp(t *testing.T, f *stubFleet, d manifest.Deployment) *app {
 	a := &app{
 		cfg: AppConfig{Name: "hello", Group: "web"}, host: "h1", log: slog.New(slog.DiscardHandler),
 		poller: source.NewPoller(nullSource{}, source.PollerConfig{App: "hello"}), fleet: f, store: st,
-		known: map[string]source.Revision{},
+		deploy: &reconcile.Deploy{},
 	}
-	rev := source.Revision{ID: "r2", Label: "v2", Manifest: &manifest.Manifest{Deployment: d}}
-	a.known["r2"], a.desired, a.hasDes, a.manif = rev, rev, true, rev.Manifest
+	a.deploy.Desire(source.Revision{ID: "r2", Label: "v2", Manifest: &manifest.Manifest{Deployment: d}})
 	return a
 }
 
@@ -147,13 +141,13 @@ func TestStatusSaysWhyTheRolloutStands(t *testing.T) {
 func TestFitResult(t *testing.T) {
 	long := "ValidateService failed: script at specified location: hook.sh failed with exit code 1; last output:\n" +
 		strings.Repeat("noise line\n", 40) + "the real reason\n"
-	got := fitResult(long, rollout.MaxString)
+	got := reconcile.FitResult(long, rollout.MaxString)
 	if len(got) > rollout.MaxString || !strings.HasPrefix(got, "ValidateService failed: script at specified location: hook.sh failed with exit code 1") ||
 		!strings.HasSuffix(got, "\nthe real reason") {
 		t.Errorf("fitResult: %d bytes\n%s", len(got), got)
 	}
-	if s := "short\nfits"; fitResult(s, rollout.MaxString) != s {
-		t.Errorf("a short result changed: %q", fitResult(s, rollout.MaxString))
+	if s := "short\nfits"; reconcile.FitResult(s, rollout.MaxString) != s {
+		t.Errorf("a short result changed: %q", reconcile.FitResult(s, rollout.MaxString))
 	}
 }
 

@@ -110,12 +110,10 @@ func (a *app) initGateMetrics(done map[string]bool) {
 	if a.metrics == nil || a.metrics.GateEvaluations == nil {
 		return
 	}
-	a.mu.Lock()
 	var gates []manifest.Gate
-	if a.manif != nil {
-		gates = a.manif.Deployment.Gates
+	if m := a.deploy.Manifest(); m != nil {
+		gates = m.Deployment.Gates
 	}
-	a.mu.Unlock()
 	for _, g := range gates {
 		if done[g.Name] {
 			continue
@@ -219,9 +217,7 @@ func hostsPattern(hosts []string) string {
 }
 
 func (a *app) revisionLabel(id string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if r, ok := a.known[id]; ok && r.Label != "" {
+	if r, ok := a.deploy.Known(id); ok && r.Label != "" {
 		return r.Label
 	}
 	return id

@@ -31,8 +31,9 @@ func benchRollout(b *testing.B, n int, eager bool) {
 	const hook = 500 * time.Millisecond
 	f := newFleet(b)
 	f.window = 1
+	f.gossipOnly = !eager
 	f.hook = func(string, int) time.Duration { return hook }
-	hs := f.startFleetParams(n, rollout.LANParams, func(c *Cluster) { c.eager = eager })
+	hs := f.startFleetParams(n, rollout.LANParams, nil)
 	registered := time.Now() // after every App was registered
 	// A fleet that just started is in restart quarantine (a restarted voter
 	// grants nothing for one lease); a running fleet is not. Wait it out.

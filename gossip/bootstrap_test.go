@@ -18,8 +18,8 @@ func TestBootstrapExpectUnderUDPCut(t *testing.T) {
 	f.net.udpOnly = true
 	sides := map[string]int{}
 	f.net.partition(sides) // empty: filled in as hosts start, so the cut is there from the start
+	f.bootstrapExpect = 5
 	adjust := func(c *Cluster) {
-		c.cfg.BootstrapExpect = 5
 		c.mlc.PushPullInterval = time.Second // the rows' only way across
 	}
 	var hs []*host

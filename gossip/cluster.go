@@ -3,13 +3,12 @@
 // encrypted keyring, node metadata (the host's deployment groups), and the
 // transport of the protocol's messages.
 //
-// One driver goroutine owns every rollout.Node of the host. Everything else
-// (memberlist's delegates, the App methods, the timer) only enqueues an input
-// and pokes the driver through a buffered channel of one; memberlist's
-// delegates never block. Each driver step takes the queued inputs, feeds
-// them to the Nodes, runs the timers that are due, then handles each Node's
-// output in the order PROTOCOL.md A2 requires: persist, then send, then hand
-// the decisions to the daemon.
+// The cluster has no protocol logic: each application's reconcile loop
+// (package reconcile) owns its rollout.Node and talks to its group through
+// an Endpoint (endpoint.go), the thin adapter this package is: it sends and
+// broadcasts what the loop hands it, tells the loop's Receiver what arrived
+// and whose membership changed, and serves the loop's state to push-pull.
+// memberlist's delegates never block: they decode, copy and queue.
 //
 // Transport: direct messages (claims, grants, releases, Paxos, roster
 // requests) go by memberlist.SendBestEffort (UDP; the protocol tolerates
@@ -59,12 +58,6 @@ type Config struct {
 	Keys      [][]byte // keyring: Keys[0] encrypts, all decrypt; empty: no encryption
 	Groups    []string // this host's deployment groups, published in node metadata
 	Params    rollout.MemberlistParams
-	// BootstrapExpect is rollout.Config.BootstrapExpect for every App: the
-	// number of hosts that form each group (0: assumption A4).
-	BootstrapExpect int
-	// Nonce is rollout.Config.Nonce for every App: random and durable for
-	// the host's state (the state directory's ID).
-	Nonce string
 	// PeersFile keeps the addresses of the members this host last knew
 	// alive (a small file in the state directory): at start, and while it
 	// is alone, it joins them as well as the seeds, so that a restarted
@@ -76,7 +69,7 @@ type Config struct {
 }
 
 // Stats receives counters for metrics. Nil funcs are skipped. Both are
-// called from memberlist's and the driver's goroutines, concurrently.
+// called from memberlist's and the applications' goroutines, concurrently.
 type Stats struct {
 	// Dropped counts a message dropped for reason: DropMalformed,
 	// DropOversized, DropVersion, DropUnknownApp, DropOverflow, DropUnsent,
@@ -122,8 +115,6 @@ const (
 	suspicionMaxMult = 6
 	// retransmitMult is memberlist's RetransmitMult (idem).
 	retransmitMult = 4
-	// maxInbox bounds the inbound messages waiting for the driver.
-	maxInbox = 1 << 16
 	// maxReliable bounds the messages waiting for a stream send.
 	maxReliable = 256
 	// leaveIntentFor is how long a leave intent turns a host's death into a leave.
@@ -135,36 +126,32 @@ const (
 	udpOverhead = 128
 )
 
-// Cluster is this host's membership in the gossip cluster and the driver of
-// its applications' rollout state machines.
+// Cluster is this host's membership in the gossip cluster and the transport
+// of its applications' rollout protocol.
 type Cluster struct {
 	cfg     Config
 	log     *slog.Logger
 	meta    []byte
 	keyring *memberlist.Keyring // nil without encryption
 	mlc     *memberlist.Config
-	origin  time.Time // monotonic origin of the Nodes' local time
 
 	// Set by Start, read-only after.
 	ml        *memberlist.Memberlist
 	bq        *memberlist.TransmitLimitedQueue
 	localAddr string
 
-	poke     chan struct{} // buffered 1: the driver has work
 	stop     chan struct{} // closed by Close
 	joined   chan struct{} // closed once joined
 	reliable chan reliableMsg
-	snapshot atomic.Pointer[[]byte] // push-pull state, built by the driver
-	eager    bool                   // send own rows directly on phase changes
 
 	mu         sync.Mutex // guards the fields below
 	started    bool
 	closed     bool
 	members    map[string]*memberInfo
-	changed    map[string]struct{} // members the driver has not seen change yet
-	inMsgs     []rollout.Message   // received, for the driver
-	calls      []call              // App calls, for the driver
-	apps       map[string]*App
+	apps       map[string]*Endpoint
+	states     map[string][]rollout.Message // per application, for push-pull (Endpoint.SetState)
+	stateDirty bool                         // stateBytes is stale
+	stateBytes []byte
 	leaving    map[string]time.Time // hosts that announced a graceful leave
 	joinedOnce bool
 	alive      atomic.Int64 // members alive or suspect, this host included
@@ -225,15 +212,12 @@ func New(cfg Config) (*Cluster, error) {
 		cfg:      cfg,
 		log:      log,
 		meta:     meta,
-		origin:   time.Now(),
-		poke:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		joined:   make(chan struct{}),
 		reliable: make(chan reliableMsg, maxReliable),
-		eager:    true,
 		members:  map[string]*memberInfo{},
-		changed:  map[string]struct{}{},
-		apps:     map[string]*App{},
+		apps:     map[string]*Endpoint{},
+		states:   map[string][]rollout.Message{},
 		leaving:  map[string]time.Time{},
 
 		peersDirty: make(chan struct{}, 1),
@@ -323,7 +307,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Start creates the memberlist, starts the driver and starts joining the
+// Start creates the memberlist, starts the stream sender and starts joining the
 // seeds in the background. ctx bounds the start only: the cluster runs
 // until Close.
 func (c *Cluster) Start(ctx context.Context) error {
@@ -352,16 +336,13 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.log.Info("gossip started", "node", c.cfg.NodeName, "addr", c.localAddr, "encrypted", c.keyring != nil, "groups", c.cfg.Groups)
 
 	c.loadSavedPeers()
-	d := newDriver(c)
-	c.wg.Add(3)
-	go d.run()
+	c.wg.Add(2)
 	go c.sendReliableLoop()
 	go c.joinLoop()
 	if c.cfg.PeersFile != "" {
 		c.wg.Add(1)
 		go c.peersLoop()
 	}
-	c.kick()
 	return nil
 }
 
@@ -469,10 +450,6 @@ func (c *Cluster) crash() {
 func (c *Cluster) shutdown(leave bool) error {
 	c.mu.Lock()
 	c.closed = true
-	apps := make([]*App, 0, len(c.apps))
-	for _, a := range c.apps {
-		apps = append(apps, a)
-	}
 	c.mu.Unlock()
 	close(c.stop)
 	var errs []error
@@ -489,9 +466,6 @@ func (c *Cluster) shutdown(leave bool) error {
 		if err := c.ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("shut down memberlist: %w", err))
 		}
-	}
-	for _, a := range apps {
-		a.stopPump()
 	}
 	c.wg.Wait()
 	return errors.Join(errs...)
@@ -519,24 +493,6 @@ func (c *Cluster) announceLeave() {
 		}
 	}
 }
-
-// kick pokes the driver without blocking.
-func (c *Cluster) kick() {
-	select {
-	case c.poke <- struct{}{}:
-	default:
-	}
-}
-
-// now is the Nodes' local time: a monotonic duration since an origin. It
-// starts at one hour, so that no real instant is ever 0 (the Node uses zero
-// durations as "unset").
-func (c *Cluster) now() time.Duration { return time.Since(c.origin) + timeOffset }
-
-const timeOffset = time.Hour
-
-// timeAt converts a local time to a time.Time with a monotonic reading.
-func (c *Cluster) timeAt(d time.Duration) time.Time { return c.origin.Add(d - timeOffset) }
 
 // RejoinInterval is the longest wait between two join attempts of a host
 // that has no other member alive (attempts back off from half a probe
@@ -698,7 +654,7 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // sendReliableLoop sends the messages too large for a packet over streams,
-// one at a time, so that a slow peer never blocks the driver.
+// one at a time, so that a slow peer never blocks an application's loop.
 func (c *Cluster) sendReliableLoop() {
 	defer c.wg.Done()
 	for {

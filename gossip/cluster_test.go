@@ -179,7 +179,7 @@ type host struct {
 	name string
 	addr string
 	c    *Cluster
-	app  *App
+	app  *loopApp
 
 	mu        sync.Mutex        // guards persisted
 	persisted rollout.Persisted // what Persist stored last
@@ -201,6 +201,9 @@ type fleet struct {
 	keys   [][]byte
 	window int // bound on running hosts (0: no check)
 	canary int // while fewer than canary succeeded, at most canary run
+	// gossipOnly and bootstrapExpect: AppConfig's, for every host
+	gossipOnly      bool
+	bootstrapExpect int
 
 	hook     func(host string, n int) time.Duration // n-th start of the fleet
 	mu       sync.Mutex                             // guards the fields below
@@ -347,6 +350,7 @@ func (f *fleet) startHost(o hostOpts) *host {
 func (f *fleet) addApp(h *host, groupSize int) {
 	app, err := h.c.App(AppConfig{
 		Name: testApp, Group: testGroup, State: h.state(), GroupSize: groupSize,
+		GossipOnly: f.gossipOnly, BootstrapExpect: f.bootstrapExpect,
 		Persist: func(p rollout.Persisted) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -433,6 +437,9 @@ func (f *fleet) kill(h *host) {
 	}
 	close(h.stop)
 	h.doneWG.Wait()
+	if h.app != nil {
+		h.app.Close() // the agent's loop dies with it: nothing stored or sent after
+	}
 	h.c.crash()
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // delegate is memberlist's Delegate. Every method returns at once: it copies
-// what it needs, enqueues it for the driver and pokes it.
+// what it needs and hands it to the applications' Receivers, which queue it
+// for their loops.
 type delegate struct{ c *Cluster }
 
 var _ memberlist.Delegate = (*delegate)(nil)
@@ -32,18 +33,16 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 func (d *delegate) LocalState(join bool) []byte {
-	p := d.c.snapshot.Load()
-	if p == nil {
-		return nil
-	}
-	d.c.cfg.Stats.bytes("out", len(*p))
-	return *p
+	b := d.c.localState()
+	d.c.cfg.Stats.bytes("out", len(b))
+	return b
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.c.receive(buf) }
 
-// receive decodes an envelope (copying everything it keeps) and queues its
-// messages for the driver; a full queue drops them, counted.
+// receive decodes an envelope (copying everything it keeps) and hands its
+// messages to their applications' Receivers, one batch per application; a
+// message of an application this host does not run is dropped, counted.
 func (c *Cluster) receive(b []byte) {
 	if len(b) == 0 {
 		return
@@ -58,19 +57,28 @@ func (c *Cluster) receive(b []byte) {
 		c.leaveIntent(leaving)
 		return
 	}
-	c.mu.Lock()
-	room := maxInbox - len(c.inMsgs)
-	if c.closed {
-		room = 0
-	}
-	keep := ms[:min(len(ms), max(room, 0))]
-	c.inMsgs = append(c.inMsgs, keep...)
-	c.mu.Unlock()
-	for range len(ms) - len(keep) {
-		c.cfg.Stats.dropped(DropOverflow)
-	}
-	if len(keep) > 0 {
-		c.kick()
+	for len(ms) > 0 {
+		// messages of one envelope are mostly of one application
+		app := ms[0].App
+		k := 1
+		for k < len(ms) && ms[k].App == app {
+			k++
+		}
+		batch := ms[:k]
+		ms = ms[k:]
+		c.mu.Lock()
+		e := c.apps[app]
+		if c.closed {
+			e = nil
+		}
+		c.mu.Unlock()
+		if e == nil {
+			for range batch {
+				c.cfg.Stats.dropped(DropUnknownApp)
+			}
+			continue
+		}
+		e.recv.Deliver(batch) // counts what it drops
 	}
 }
 
@@ -110,15 +118,22 @@ func (c *Cluster) memberChanged(n *memberlist.Node, state memberlist.NodeStateTy
 		mi.state = memberlist.StateLeft
 	}
 	c.log.Debug("gossip member changed", "member", n.Name, "state", stateName(mi.state))
-	c.setMemberLocked(mi)
+	eps := c.setMemberLocked(mi)
 	c.mu.Unlock()
-	c.kick()
+	tell(eps, mi.name)
 }
 
-// setMemberLocked records a member's new state for Members and the driver.
-func (c *Cluster) setMemberLocked(mi *memberInfo) {
+// tell says host's membership changed to every application.
+func tell(eps []*Endpoint, host string) {
+	for _, e := range eps {
+		e.recv.MemberChanged(host)
+	}
+}
+
+// setMemberLocked records a member's new state for Members and Reach, and
+// returns the Endpoints to tell (after c.mu is released).
+func (c *Cluster) setMemberLocked(mi *memberInfo) []*Endpoint {
 	c.members[mi.name] = mi
-	c.changed[mi.name] = struct{}{}
 	alive := 0
 	for _, m := range c.members {
 		if m.state == memberlist.StateAlive {
@@ -127,6 +142,11 @@ func (c *Cluster) setMemberLocked(mi *memberInfo) {
 	}
 	c.alive.Store(int64(alive))
 	c.peersChanged()
+	eps := make([]*Endpoint, 0, len(c.apps))
+	for _, e := range c.apps {
+		eps = append(eps, e)
+	}
+	return eps
 }
 
 // leaveIntent records that host announced a graceful leave; if memberlist
@@ -136,14 +156,15 @@ func (c *Cluster) leaveIntent(host string) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.leaving[host] = time.Now()
+	var eps []*Endpoint
 	if mi := c.members[host]; mi != nil && mi.state == memberlist.StateDead {
 		cp := *mi
 		cp.state, cp.since = memberlist.StateLeft, time.Now()
-		c.setMemberLocked(&cp)
-		c.kick()
+		eps = c.setMemberLocked(&cp)
 	}
+	c.mu.Unlock()
+	tell(eps, host)
 }
 
 // broadcast is one gossiped message. Its name is (kind, application, host)

@@ -50,7 +50,7 @@ const (
 	DropOversized  = "oversized"   // over a size limit
 	DropVersion    = "version"     // an envelope or metadata version this build does not speak
 	DropUnknownApp = "unknown-app" // a message for an application this host does not run
-	DropOverflow   = "overflow"    // the driver's inbound queue was full (the protocol tolerates loss)
+	DropOverflow   = "overflow"    // an application's inbound queue was full (the protocol tolerates loss)
 	DropUnsent     = "unsent"      // an outbound message that could not be sent (queue full, no address, too large to gossip)
 	DropStale      = "stale"       // a claim its sender had already released (arrived out of order)
 )

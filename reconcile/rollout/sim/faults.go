@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 )
@@ -124,8 +125,7 @@ func (s *Sim) hookEnd(e *event) {
 		h.reports = append(h.reports, report{dep: e.dep, ok: ok, result: res})
 		return
 	}
-	h.node.Finished(s.local(h), e.dep, ok, res)
-	s.flush(h)
+	s.call(h, reconcile.Call{Kind: reconcile.CallFinished, Deployment: e.dep, OK: ok, Result: res})
 }
 
 // ---- faults ----
@@ -220,7 +220,7 @@ func (s *Sim) deliverMembership(e *event) {
 		if !ob.up || ob.paused {
 			continue // a paused agent catches up on resume
 		}
-		changed := false
+		var changed []string
 		for _, t := range e.tgts {
 			tg := s.hosts[t]
 			if tg == ob {
@@ -235,11 +235,10 @@ func (s *Sim) deliverMembership(e *event) {
 				continue
 			}
 			ob.setTold(t, e.r)
-			ob.node.PeerChanged(s.local(ob), tg.name, e.r)
-			changed = true
+			changed = append(changed, tg.name)
 		}
-		if changed {
-			s.flush(ob)
+		if len(changed) > 0 {
+			s.run(ob, &reconcile.Input{Members: changed})
 		}
 	}
 }
@@ -470,21 +469,18 @@ func (s *Sim) hold(h *host, e *event) {
 func (s *Sim) resume(h *host) {
 	s.trace("%s agent resumes (%d messages kept, %d hook reports)", h.name, len(h.held), len(h.reports))
 	h.paused = false
-	h.node.Tick(s.local(h))
-	s.flush(h)
+	s.run(h, nil)
 	held, reports := h.held, h.reports
 	h.held, h.heldPackets, h.reports = nil, 0, nil
 	s.rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
 	backlog := func() {
 		if len(held) > 0 {
-			h.node.ReceiveBatch(s.local(h), held)
-			s.flush(h)
+			s.run(h, &reconcile.Input{Msgs: held})
 		}
 	}
 	tell := func() {
 		for _, r := range reports {
-			h.node.Finished(s.local(h), r.dep, r.ok, r.result)
-			s.flush(h)
+			s.call(h, reconcile.Call{Kind: reconcile.CallFinished, Deployment: r.dep, OK: r.ok, Result: r.result})
 		}
 	}
 	if s.rng.IntN(2) == 0 {
@@ -496,8 +492,7 @@ func (s *Sim) resume(h *host) {
 	}
 	if h.wantDesired {
 		h.wantDesired = false
-		h.node.SetDesired(s.local(h), s.desired)
-		s.flush(h)
+		s.call(h, reconcile.Call{Kind: reconcile.CallDesired, Desired: s.desired})
 	}
 	s.armGossip(h)
 	s.membership([]int{h.id}, s.others(h), false)
@@ -556,15 +551,15 @@ func (s *Sim) operatorSets(paused bool) {
 		return
 	}
 	h := cands[s.rng.IntN(len(cands))]
-	h.node.SetPaused(s.local(h), paused)
-	s.op = h.node.Flag()
-	if paused {
-		s.res.Faults["fleet-pause"]++
-	} else {
-		s.res.Faults["fleet-resume"]++
-	}
-	s.trace("operator: drover %s at %s (flag %+v)", map[bool]string{true: "pause", false: "resume"}[paused], h.name, s.op)
-	s.flush(h)
+	s.runThen(h, &reconcile.Input{Calls: []reconcile.Call{{Kind: reconcile.CallPaused, Paused: paused}}}, func() {
+		s.op = h.node.Flag()
+		if paused {
+			s.res.Faults["fleet-pause"]++
+		} else {
+			s.res.Faults["fleet-resume"]++
+		}
+		s.trace("operator: drover %s at %s (flag %+v)", map[bool]string{true: "pause", false: "resume"}[paused], h.name, s.op)
+	})
 }
 
 // fleetRestart crashes every running agent at once (a power cut, a package

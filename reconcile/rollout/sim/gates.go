@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile"
 	"github.com/drover-dev/drover/reconcile/gate"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
@@ -126,28 +127,28 @@ func (s *Sim) gateSample(e *event) {
 	s.gates.last[key] = s.now
 	s.res.Faults["gate-sample"]++
 	s.trace("%s samples gate %s of step %d of %s (gen %d): %s", h.name, job.Gate.Name, job.Step, job.Revision, job.Gen, res)
-	h.node.GateSample(s.local(h), job.Gate.Name, job.Step, smp)
-	for _, g := range h.node.Row().Gates {
-		switch {
-		case g.Verdict == gate.VerdictPass:
-			if _, ok := s.gates.passed[int(g.Step)]; !ok {
-				s.gates.passed[int(g.Step)] = s.now
-				s.trace("gate %s of step %d passed at %s", g.Name, g.Step, h.name)
+	s.runThen(h, &reconcile.Input{Calls: []reconcile.Call{{Kind: reconcile.CallGateSample, Gate: job.Gate.Name, Step: job.Step, Sample: smp}}}, func() {
+		for _, g := range h.node.Row().Gates {
+			switch {
+			case g.Verdict == gate.VerdictPass:
+				if _, ok := s.gates.passed[int(g.Step)]; !ok {
+					s.gates.passed[int(g.Step)] = s.now
+					s.trace("gate %s of step %d passed at %s", g.Name, g.Step, h.name)
+				}
+			case g.Verdict == gate.VerdictFail && !s.gates.failed:
+				s.gates.failed = true
+				s.res.Faults["gate-fail"]++
+				s.trace("gate %s of step %d failed at %s: %s", g.Name, g.Step, h.name, g.Reason)
+			case g.Verdict == gate.VerdictInconclusive && !s.gates.inconc:
+				s.gates.inconc = true
+				s.gates.pause = h.node.Flag()
+				s.res.Faults["gate-inconclusive"]++
+				s.trace("gate %s of step %d inconclusive at %s: flag %+v", g.Name, g.Step, h.name, s.gates.pause)
+				clear(s.gates.last)
+				s.push(event{at: s.now + sc.ResumeAfter, kind: evGateResume, host: -1})
 			}
-		case g.Verdict == gate.VerdictFail && !s.gates.failed:
-			s.gates.failed = true
-			s.res.Faults["gate-fail"]++
-			s.trace("gate %s of step %d failed at %s: %s", g.Name, g.Step, h.name, g.Reason)
-		case g.Verdict == gate.VerdictInconclusive && !s.gates.inconc:
-			s.gates.inconc = true
-			s.gates.pause = h.node.Flag()
-			s.res.Faults["gate-inconclusive"]++
-			s.trace("gate %s of step %d inconclusive at %s: flag %+v", g.Name, g.Step, h.name, s.gates.pause)
-			clear(s.gates.last)
-			s.push(event{at: s.now + sc.ResumeAfter, kind: evGateResume, host: -1})
 		}
-	}
-	s.flush(h)
+	})
 }
 
 // gapCounts: the time between two samples of one gate counts against the
@@ -172,12 +173,12 @@ func (s *Sim) gateResume() {
 		return
 	}
 	h := cands[s.rng.IntN(len(cands))]
-	h.node.SetPaused(s.local(h), false)
-	s.op = h.node.Flag()
-	clear(s.gates.last)
-	s.res.Faults["gate-resume"]++
-	s.trace("operator: drover resume at %s after the gate's pause (flag %+v)", h.name, s.op)
-	s.flush(h)
+	s.runThen(h, &reconcile.Input{Calls: []reconcile.Call{{Kind: reconcile.CallPaused, Paused: false}}}, func() {
+		s.op = h.node.Flag()
+		clear(s.gates.last)
+		s.res.Faults["gate-resume"]++
+		s.trace("operator: drover resume at %s after the gate's pause (flag %+v)", h.name, s.op)
+	})
 }
 
 // checkGateStart: a forward start of step k needs every gate of every step

@@ -7,7 +7,7 @@ import (
 )
 
 const (
-	// udpLimit is the largest message the driver sends as a datagram
+	// udpLimit is the largest message the Endpoint sends as a datagram
 	// (memberlist's UDPBufferSize 1400 less gossip's udpOverhead 128);
 	// larger ones go over a stream only.
 	udpLimit = 1400 - 128
@@ -211,7 +211,7 @@ func (s *Sim) datagram(h, o *host, msg *rollout.Message, msgs []*rollout.Message
 	}
 }
 
-// stream sends m from h to o over TCP as the driver's stream sender does:
+// stream sends m from h to o over TCP as gossip's stream sender does:
 // one send at a time (a send to a host it cannot reach blocks the sender
 // for tcpTimeout), at most maxStreamQueue waiting, no loss.
 func (s *Sim) stream(h, o *host, m *rollout.Message) {

@@ -3,20 +3,25 @@
 // faults, and checks the properties of DESIGN.md §8 while it runs: P1 and P3
 // at every start, P2 (completion) at the end.
 //
-// Only the network, membership detection, the agent's driver and the hook
-// runner are simulated, and they follow what ships (gossip/driver.go):
+// Each host runs the agent's own reconcile loop (reconcile.Loop: the same
+// ordered step — calls, membership, messages, timers, persist, send,
+// decide — and the same rules the agent follows: the batch order, persist
+// before send, the fan-out of significant own rows, the verdict asked of
+// membership for an unknown row author). Only the network, membership
+// detection and the hook runner are simulated, behind the Loop's Transport
+// and Deployer (simLink), and they follow what ships (gossip.Endpoint):
 //
-//   - Delivery goes through Node.ReceiveBatch, one batch per arrival: a
+//   - Delivery is one Loop step per arrival: a
 //     direct message, a gossip packet's worth of broadcasts, a push-pull
 //     state, or everything an agent found queued when it resumed from a
 //     pause (shuffled: memberlist hands a backlog over in any order).
 //   - Direct messages are datagrams. Messages that Message.Reliable
 //     reports (roster and Paxos) also go over a stream (TCP), and those
 //     larger than a datagram go over a stream only. Streams are sent one at
-//     a time per host as the driver's sender goroutine does: one to a host
+//     a time per host as gossip's stream sender goroutine does: one to a host
 //     that cannot be reached blocks the sender for memberlist's TCPTimeout
 //     (10 s), and more than 256 waiting are dropped. Streams lose nothing.
-//   - The driver sends only to hosts memberlist calls alive, and sends its
+//   - The Endpoint sends only to hosts memberlist calls alive, and sends its
 //     own significant rows directly to every alive peer in groups of up to
 //     128 hosts (gossip's fan-out), besides gossiping them.
 //   - Broadcasts are memberlist's piggybacking: broadcasts piggybacked on
@@ -29,7 +34,7 @@
 // TCP ping, and asks k=3 other members to ping it indirectly (UDP on every
 // leg); the peer stays alive while one of those works, and a peer nobody
 // can probe is declared dead one probe interval plus the suspicion timeout
-// after it became unreachable (the driver does not report suspicion, so a
+// after it became unreachable (the Endpoint does not report suspicion, so a
 // Node sees alive, then dead). What that means for each cut:
 //
 //   - partition (sides): dead across, nothing passes.
@@ -96,6 +101,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/drover-dev/drover/reconcile"
 	"github.com/drover-dev/drover/reconcile/manifest"
 	"github.com/drover-dev/drover/reconcile/rollout"
 )
@@ -228,7 +234,9 @@ type report struct {
 type host struct {
 	id          int
 	name        string
-	node        *rollout.Node
+	loop        *reconcile.Loop // the agent's reconcile loop, over this host's simLink
+	node        *rollout.Node   // loop.Node(), for reading
+	link        *simLink
 	persist     rollout.Persisted
 	up          bool
 	joined      bool // part of the cluster (false before a join, after a leave)
@@ -244,8 +252,6 @@ type host struct {
 	rowq        []*bcItem         // queued row by author id
 	bytes       int64
 	gossipArmed bool
-	lastOwn     rollout.Row // last own row fanned out
-	hasOwn      bool
 	streamFree  time.Duration   // the stream sender is busy until then
 	streamQ     []time.Duration // start times of stream sends not started yet
 
@@ -446,19 +452,27 @@ func (s *Sim) startHost(h *host, initial bool) {
 	if s.cfg.ForgetPause {
 		h.persist.Flag = rollout.Flag{}
 	}
-	h.node = rollout.NewNode(rollout.Config{Host: h.name, App: "app", Group: "g", Timing: s.timing}, h.persist, s.local(h))
-	h.told, h.hasOwn, h.skipped = nil, false, 0
+	lk := &simLink{s: s, h: h}
+	h.link = lk
+	h.loop = reconcile.NewLoop(reconcile.LoopConfig{
+		Node:      rollout.Config{Host: h.name, App: "app", Group: "g", Timing: s.timing},
+		Transport: lk, Deployer: lk, Eager: true,
+		Persist: func(p rollout.Persisted) error { h.persist = p; return nil },
+	}, h.persist, s.local(h))
+	h.node = h.loop.Node()
+	h.told, h.skipped = nil, 0
 	if !initial {
 		s.checkRestoredFlag(h)
 	}
 	// its view of the others
+	var dead []string
 	for _, o := range s.hosts {
 		if o != h && o.joined && !s.seesAlive(h, o) {
 			h.setTold(o.id, rollout.ReachDead)
-			h.node.PeerChanged(s.local(h), o.name, rollout.ReachDead)
+			dead = append(dead, o.name)
 		}
 	}
-	s.flush(h)
+	s.run(h, &reconcile.Input{Members: dead})
 	h.gossipArmed = false
 	s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
 	if !initial {
@@ -470,10 +484,27 @@ func (s *Sim) jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(s.rng.Int64N(int64(d)))
 }
 
-// flush handles a node's output and reschedules its wake-up.
-func (s *Sim) flush(h *host) {
+// run runs one step of h's reconcile loop with what arrived (the same
+// Loop.Step the agent runs: inputs, timers due, persist, send, decide) and
+// reschedules its wake-up.
+func (s *Sim) run(h *host, in *reconcile.Input) { s.runThen(h, in, nil) }
+
+// runThen is run with a look at the node after the step and before its
+// decisions go to the hook runner (the Loop hands them over last in its
+// step, after what it sent).
+func (s *Sim) runThen(h *host, in *reconcile.Input, then func()) {
 	if !h.up || h.paused {
 		return
+	}
+	lk := h.link
+	w := s.virtual(h, h.loop.Step(s.local(h), in))
+	if then != nil {
+		then()
+	}
+	ds := lk.decided
+	lk.decided = lk.decided[:0]
+	for _, d := range ds {
+		s.decide(h, d)
 	}
 	if s.cfg.Trace != nil {
 		if st := h.node.Stats(); st.Skipped != h.skipped {
@@ -481,33 +512,43 @@ func (s *Sim) flush(h *host) {
 			h.skipped = st.Skipped
 		}
 	}
-	o := h.node.TakeOutput()
-	if o.Persist != nil {
-		h.persist = *o.Persist
-	}
 	if f := h.node.Flag(); flagNewer(f, h.knew) {
 		h.knew = f
 		s.trace("%s takes the pause flag %+v", h.name, f)
 	}
-	// Events and queued broadcasts point into the output's arrays, which
-	// the node no longer touches: no per-message copy.
-	for i := range o.Send {
-		s.sendDirect(h, &o.Send[i])
-	}
-	for i := range o.Broadcast {
-		s.broadcast(h, &o.Broadcast[i])
-	}
-	for _, d := range o.Decisions {
-		s.decide(h, d)
-	}
 	if s.gates != nil {
 		s.scheduleGates(h)
 	}
-	w := s.virtual(h, h.node.NextWake())
 	if w != h.wakeAt || h.wakeGen != h.gen {
 		h.wakeAt, h.wakeGen = w, h.gen
 		s.push(event{at: w, kind: evWake, host: h.id, gen: h.gen})
 	}
+}
+
+// call runs one step of h's loop with one local call.
+func (s *Sim) call(h *host, c reconcile.Call) {
+	s.run(h, &reconcile.Input{Calls: []reconcile.Call{c}})
+}
+
+// simLink is one host's reconcile.Transport over the simulated network
+// (what gossip.Endpoint is over memberlist) and its Deployer (the hook
+// runner's start, abort and fence).
+type simLink struct {
+	s       *Sim
+	h       *host
+	decided []rollout.Decision // handed to the hook runner after the step
+}
+
+func (l *simLink) Send(env *rollout.Envelope)   { l.s.sendDirect(l.h, env) }
+func (l *simLink) Broadcast(m *rollout.Message) { l.s.broadcast(l.h, m) }
+func (l *simLink) FanOut(m *rollout.Message)    { l.s.fanOut(l.h, m, l.s.size(m)) }
+func (l *simLink) Decide(d rollout.Decision)    { l.decided = append(l.decided, d) }
+func (l *simLink) Reach(host string) (rollout.Reach, bool) {
+	id, ok := l.s.byName[host]
+	if !ok {
+		return rollout.ReachDead, false
+	}
+	return l.h.toldOf(id), true
 }
 
 func (s *Sim) size(m *rollout.Message) int {
@@ -515,7 +556,7 @@ func (s *Sim) size(m *rollout.Message) int {
 	return len(s.buf) + 8 // + memberlist framing
 }
 
-// sendDirect sends as gossip/driver.go's send does: only to a host
+// sendDirect sends as gossip.Endpoint's Send does: only to a host
 // memberlist calls alive; as a datagram, and also over a stream when the
 // message is Reliable; over a stream only when it is too large.
 func (s *Sim) sendDirect(h *host, env *rollout.Envelope) {
@@ -558,31 +599,16 @@ func (s *Sim) delay() time.Duration {
 	return d
 }
 
-// broadcast queues m for gossip and, for an own row that changed in a way
-// peers act on or a flag set here, sends it at once to every alive peer of
-// a group of up to eagerMaxGroup hosts (gossip/driver.go's broadcast and
-// fanOut).
+// broadcast queues m for gossip (gossip.Endpoint's Broadcast); the Loop
+// decides what also goes to every peer at once (FanOut).
 func (s *Sim) broadcast(h *host, m *rollout.Message) {
-	size := s.size(m)
-	if size-8 <= maxBroadcast {
+	if size := s.size(m); size-8 <= maxBroadcast {
 		s.enqueue(h, m, size)
 	}
-	if m.Kind == rollout.KindFlag && m.From == h.name {
-		s.fanOut(h, m, size) // the operator's pause or resume, set here
-		return
-	}
-	if m.Kind != rollout.KindRow || m.Row.Host != h.name {
-		return
-	}
-	if h.hasOwn && !significant(&h.lastOwn, &m.Row) {
-		return
-	}
-	h.lastOwn, h.hasOwn = m.Row, true
-	s.fanOut(h, m, size)
 }
 
 // fanOut sends m directly to every peer h's memberlist calls alive, in a
-// group of up to eagerMaxGroup hosts (gossip/driver.go's fanOut).
+// group of up to eagerMaxGroup hosts (gossip.Endpoint's FanOut).
 func (s *Sim) fanOut(h *host, m *rollout.Message, size int) {
 	if size > udpLimit || s.aliveGroup() > eagerMaxGroup {
 		return
@@ -613,16 +639,6 @@ func (s *Sim) aliveGroup() int {
 		s.groupAlive-- // not to itself
 	}
 	return s.groupAlive
-}
-
-// significant is gossip/driver.go's: whether an own row changed in a way its
-// peers act on (a slot freed, a phase reached, a roster step), as opposed to
-// progress reports.
-func significant(old, r *rollout.Row) bool {
-	return old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt ||
-		old.Claim != r.Claim || old.Released != r.Released || old.Installed != r.Installed ||
-		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained ||
-		len(r.Gates)+len(old.Gates) > 0 && rollout.VerdictsChanged(old.Gates, r.Gates)
 }
 
 func (s *Sim) enqueue(h *host, m *rollout.Message, size int) {
@@ -728,6 +744,8 @@ func (s *Sim) pushPull(h *host) {
 	if !o.up || !s.tcpPass(h, o) {
 		return
 	}
+	// The state is read from the Node at the instant; the agent's
+	// (Loop.View, sent to the Endpoint) is at most ViewEvery old.
 	a := sortedPtrs(h.node.LocalState())
 	for _, m := range a {
 		h.bytes += int64(s.size(m))
@@ -747,36 +765,35 @@ func (s *Sim) pushPull(h *host) {
 }
 
 func (s *Sim) receive(h *host, e *event) {
-	now := s.local(h)
-	s.routeRows(h, now, e.msg)
-	for _, m := range e.msgs {
-		s.routeRows(h, now, m)
-	}
+	in := &reconcile.Input{Msgs: e.msgs}
 	if e.msg != nil {
 		s.one[0] = e.msg
-		h.node.ReceiveBatch(now, s.one[:])
-		s.one[0] = nil
-	} else {
-		h.node.ReceiveBatch(now, e.msgs)
+		in.Msgs = s.one[:]
 	}
-	s.flush(h)
+	if s.departed > 0 {
+		for _, m := range in.Msgs {
+			in.Members = s.routeRow(h, m, in.Members)
+		}
+	}
+	s.run(h, in)
+	s.one[0] = nil
 }
 
-// routeRows applies gossip/driver.go's route rule to a row whose author
-// memberlist does not know (it left, and the row came from a host that
-// outlived it, e.g. in a restarted agent's first push-pull): the author is
-// dead to the protocol. Without it a restarted host would count a host that
-// left mid-lifecycle as running for good.
-func (s *Sim) routeRows(h *host, now time.Duration, m *rollout.Message) {
-	if s.departed == 0 || m == nil || m.Kind != rollout.KindRow {
-		return
+// routeRow models memberlist for a row whose author it no longer knows (it
+// left, and the row came from a host that outlived it, e.g. in a restarted
+// agent's first push-pull): the author is dead, and the loop hears so
+// before the row. Without it a restarted host would count a host that left
+// mid-lifecycle as running for good.
+func (s *Sim) routeRow(h *host, m *rollout.Message, members []string) []string {
+	if m.Kind != rollout.KindRow {
+		return members
 	}
 	id, ok := s.byName[m.Row.Host]
 	if !ok || s.hosts[id].joined || h.toldOf(id) != rollout.ReachAlive {
-		return
+		return members
 	}
 	h.setTold(id, rollout.ReachDead)
-	h.node.PeerChanged(now, m.Row.Host, rollout.ReachDead)
+	return append(members, m.Row.Host)
 }
 
 func (s *Sim) checkP1(h *host) {
@@ -920,8 +937,7 @@ func (s *Sim) step(e *event) {
 		if h.paused {
 			return // the resume ticks
 		}
-		h.node.Tick(s.local(h))
-		s.flush(h)
+		s.run(h, nil)
 	case evDeliver:
 		h := s.hosts[e.host]
 		if !h.up || e.gen != h.gen {
@@ -954,7 +970,6 @@ func (s *Sim) step(e *event) {
 		}
 		if !h.paused {
 			s.pushPull(h)
-			s.flush(h)
 		}
 		s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
 	case evHookEnd:
@@ -1058,8 +1073,7 @@ func (s *Sim) step(e *event) {
 			h.wantDesired = true
 			return
 		}
-		h.node.SetDesired(s.local(h), s.desired)
-		s.flush(h)
+		s.call(h, reconcile.Call{Kind: reconcile.CallDesired, Desired: s.desired})
 	case evFleetPause, evFleetResume:
 		s.operatorSets(e.kind == evFleetPause)
 	case evFleetRestart:
