@@ -136,21 +136,6 @@ func TestStatusSaysWhyTheRolloutStands(t *testing.T) {
 	}
 }
 
-// TestFitResult: a failure longer than a gossip row keeps its first line
-// (the error) and the last lines of the output, within the limit.
-func TestFitResult(t *testing.T) {
-	long := "ValidateService failed: script at specified location: hook.sh failed with exit code 1; last output:\n" +
-		strings.Repeat("noise line\n", 40) + "the real reason\n"
-	got := reconcile.FitResult(long, rollout.MaxString)
-	if len(got) > rollout.MaxString || !strings.HasPrefix(got, "ValidateService failed: script at specified location: hook.sh failed with exit code 1") ||
-		!strings.HasSuffix(got, "\nthe real reason") {
-		t.Errorf("fitResult: %d bytes\n%s", len(got), got)
-	}
-	if s := "short\nfits"; reconcile.FitResult(s, rollout.MaxString) != s {
-		t.Errorf("a short result changed: %q", reconcile.FitResult(s, rollout.MaxString))
-	}
-}
-
 // TestStatusKeepsArchivedLabels: the label of a revision the source no
 // longer publishes comes from this host's records once, not at every
 // status (the metrics scrape and `status --watch` ask often).

@@ -205,3 +205,61 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return pb.Gauge.GetValue()
 }
+
+// TestReloadDuringDeploymentRecordsItsEnd: a reload that restarts an
+// application while its lifecycle runs waits for the lifecycle, and its
+// end is still stored and shown: the restarted loop finds it succeeded,
+// not "interrupted" (the application's loop outlives its poller until the
+// deployment ended). The hook is a real script that waits for a file.
+func TestReloadDuringDeploymentRecordsItsEnd(t *testing.T) {
+	f := newAgentFixtureWith(t, func(o *Options) { o.Notifier = &recNotifier{} })
+	waitStatus(t, f.agent, "r1 deployed", onRevision("r1"))
+	// r2's hook waits for a file; the manifest is written last, so the
+	// poller cannot publish r2 with the old hook.
+	writeFiles(t, f.releases, map[string]string{
+		"hook.sh":         "#!/bin/sh\ntouch \"$DROVER_ROOT/started\"\nwhile [ ! -e \"$DROVER_ROOT/go\" ]; do sleep 0.05; done\necho \"$DROVER_REVISION\" > \"$DROVER_ROOT/deployed\"\n",
+		"site/index.html": "r2\n",
+	})
+	writeFiles(t, f.releases, map[string]string{
+		"manifest.yaml": "version: 1\napplication: hello\nrevision: \"r2\"\nbundle: {path: .}\ndeployment: {strategy: one-at-a-time}\n",
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(f.root, "started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the r2 hook did not start within 60s; status %+v", f.agent.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A changed poll interval restarts the application's loop.
+	if err := os.WriteFile(f.cfgPath, []byte(strings.Replace(f.config(""), "poll_interval: 1s", "poll_interval: 2s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.agent.Reload() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the reload returned (%v) while the lifecycle it restarts the application of still runs", err)
+	case <-time.After(300 * time.Millisecond):
+		// it waits, as it must; not a synchronisation: a reload that
+		// returned at once would be caught here, one that returns later is
+		// caught by the status check below
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	st := waitStatus(t, f.agent, "r2 deployed", onRevision("r2"))
+	for _, h := range st.Apps[0].Hosts {
+		if h.Phase != "succeeded" || strings.Contains(h.Result, "interrupted") {
+			t.Errorf("after the reload the r2 deployment shows %s %q, want succeeded", h.Phase, h.Result)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(f.root, "deployed")); err != nil || strings.TrimSpace(string(b)) != "r2" {
+		t.Errorf("hook marker = %q, %v", b, err)
+	}
+}

@@ -1,8 +1,11 @@
 package reconcile
 
 import (
+	"context"
+	"sync"
 	"testing"
 
+	"github.com/drover-dev/drover/gossip"
 	"github.com/drover-dev/drover/reconcile/rollout"
 )
 
@@ -17,5 +20,69 @@ func TestAppTellsStoredPauseAtOnce(t *testing.T) {
 	}
 	if f := a.Flag(); f.Node != "b" || f.Clock != 3 {
 		t.Errorf("flag %+v, want the stored one", f)
+	}
+}
+
+// TestAppCloseStepsWhatWasQueued: what was queued to an App before Close
+// (an operator's pause here; in the agent, the end of the deployment Close
+// waited for) is stepped, stored and sent before the loop stops, even when
+// Close comes while the loop is busy — then both the queued input and the
+// stop are ready at its next select, and a loop that returned on the stop
+// would lose the input about every other time. Real gossip on loopback;
+// the loop is held busy in a Persist that blocks.
+func TestAppCloseStepsWhatWasQueued(t *testing.T) {
+	c, err := gossip.New(gossip.Config{NodeName: "a", Bind: "127.0.0.1:0", Groups: []string{"g"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var st rollout.Persisted
+	for round := range 16 {
+		var mu sync.Mutex
+		var stored rollout.Persisted
+		entered, release := make(chan struct{}), make(chan struct{})
+		block := false
+		a := NewApp(AppConfig{Name: "x", Group: "g", Host: "a", State: st,
+			Persist: func(p rollout.Persisted) error {
+				mu.Lock()
+				b := block
+				block = false
+				mu.Unlock()
+				if b {
+					close(entered)
+					<-release
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				stored = p.Clone()
+				return nil
+			}})
+		ep, err := c.Endpoint(gossip.EndpointConfig{App: "x", Group: "g", Receiver: a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Start(context.Background(), context.Background(), ep)
+		mu.Lock()
+		block = true
+		mu.Unlock()
+		a.SetPaused(true) // the step that stores it blocks in Persist
+		<-entered
+		want := round%2 == 0
+		a.SetPaused(want) // queued while the loop is busy
+		closed := make(chan struct{})
+		go func() { a.Close(); close(closed) }()
+		<-a.stop // Close has stopped the loop (it waits for it now)
+		close(release)
+		<-closed
+		ep.Close()
+		mu.Lock()
+		st = stored
+		mu.Unlock()
+		if st.Flag.Paused != want {
+			t.Fatalf("round %d: SetPaused(%v) queued before Close; stored flag %+v", round, want, st.Flag)
+		}
 	}
 }
