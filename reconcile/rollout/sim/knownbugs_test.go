@@ -21,7 +21,7 @@ func skipKnownBug(t *testing.T, why string) {
 }
 
 // A host that is told a peer is dead (or unknown to memberlist: the
-// driver's route rule) before it holds any row of it, then receives that
+// reconcile loop's rule for an unknown row author) before it holds any row of it, then receives that
 // peer's row showing it running in a slot, counts the slot as occupied
 // for good: Node.PeerChanged schedules the recount "after one lease" only
 // when the peer occupies a slot at that moment, and Node.onRow schedules
@@ -56,7 +56,7 @@ func TestFixedBugDeadPeerRowBeforeReach(t *testing.T) {
 			now += time.Second
 			dead := now
 			if tc.reachFirst {
-				n.PeerChanged(now, "x", rollout.ReachDead) // the driver's route rule: memberlist does not know x
+				n.PeerChanged(now, "x", rollout.ReachDead) // the reconcile loop's rule for an unknown row author: memberlist does not know x
 				n.Receive(now, row)
 			} else {
 				n.Receive(now, row)
