@@ -346,33 +346,21 @@ func (l *Loop) eager(m *rollout.Message) bool {
 		return m.From == self
 	case m.Kind != rollout.KindRow || m.Row.Host != self:
 		return false
-	case l.hasOwn && !Significant(&l.lastOwn, &m.Row):
+	case l.hasOwn && !significant(&l.lastOwn, &m.Row):
 		return false
 	}
 	l.lastOwn, l.hasOwn = m.Row, true
 	return true
 }
 
-// Significant reports whether a host's own row changed in a way its peers
+// significant reports whether a host's own row changed in a way its peers
 // act on (a slot freed, a phase reached, a roster step, a gate's verdict),
 // as opposed to progress reports.
-func Significant(old, r *rollout.Row) bool {
+func significant(old, r *rollout.Row) bool {
 	return old.Phase != r.Phase || old.Revision != r.Revision || old.Attempt != r.Attempt ||
 		old.Claim != r.Claim || old.Released != r.Released || old.Installed != r.Installed ||
 		old.Epoch != r.Epoch || old.RosterHash != r.RosterHash || old.AccBallot != r.AccBallot || old.Drained != r.Drained ||
 		len(r.Gates)+len(old.Gates) > 0 && rollout.VerdictsChanged(old.Gates, r.Gates)
-}
-
-// AlivePeers lists the hosts the Node was last told are alive.
-func (l *Loop) AlivePeers() []string {
-	var out []string
-	for h, r := range l.told {
-		if r == rollout.ReachAlive {
-			out = append(out, h)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Changed reports whether what View shows may have changed since the last
