@@ -588,3 +588,83 @@ func (s *Sim) checkRestoredFlag(h *host) {
 		}
 	}
 }
+
+// crashSome crashes a random host, most likely one that runs a hook (or,
+// with gates, half the time one that evaluates a gate).
+func (s *Sim) crashSome() {
+	var cands []*host
+	for _, h := range s.hosts {
+		if h.up && h.joined && (h.running != "" || s.rng.IntN(4) == 0) {
+			cands = append(cands, h)
+		}
+	}
+	if s.gates != nil && s.rng.IntN(2) == 0 {
+		// half the crashes hit a host that evaluates a gate (P4)
+		var evals []*host
+		for _, h := range s.hosts {
+			if h.up && h.joined && len(h.node.Evaluating()) > 0 {
+				evals = append(evals, h)
+			}
+		}
+		if len(evals) > 0 {
+			cands = evals
+			s.res.Faults["crash-evaluator"]++
+		}
+	}
+	if len(cands) > 0 {
+		s.crash(cands[s.rng.IntN(len(cands))])
+	}
+}
+
+// restart brings a crashed agent back from its stored state.
+func (s *Sim) restart(h *host) {
+	if h.up || !h.joined {
+		return
+	}
+	s.res.Faults["restart"]++
+	s.trace("%s restarts", h.name)
+	// the restarted agent kills what is left of the interrupted lifecycle
+	s.ghosts = slices.DeleteFunc(s.ghosts, func(g ghost) bool { return g.host == h.id })
+	s.startHost(h, false)
+	if h.node.Row().Revision != s.desired.Revision {
+		s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
+	}
+	s.membership([]int{h.id}, s.others(h), false)
+}
+
+// join adds a fresh host to the cluster.
+func (s *Sim) join() {
+	s.res.Faults["join"]++
+	var h *host
+	s.retopo(func() {
+		h = s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
+		if s.permanent {
+			h.side = s.rng.IntN(2)
+		}
+	})
+	s.startHost(h, false)
+	s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
+	s.membership([]int{h.id}, s.others(h), false)
+}
+
+// leave makes a settled host leave the cluster gracefully.
+func (s *Sim) leave() {
+	var cands []*host
+	for _, h := range s.hosts {
+		if h.up && h.joined && !h.paused && h.running == "" && h.node.Settled() {
+			cands = append(cands, h)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	h := cands[s.rng.IntN(len(cands))]
+	s.res.Faults["leave"]++
+	obs := s.others(h)
+	s.departed++
+	s.retopo(func() {
+		h.up, h.joined = false, false
+		h.gen++
+	})
+	s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
+}

@@ -949,70 +949,17 @@ func (s *Sim) step(e *event) {
 		}
 		s.receive(h, e)
 	case evGossip:
-		h := s.hosts[e.host]
-		if !h.up || e.gen != h.gen {
-			return
-		}
-		if h.paused {
-			h.gossipArmed = false // the resume re-arms
-			return
-		}
-		s.gossipRound(h)
-		if len(h.queue) > 0 {
-			s.push(event{at: s.now + s.cfg.Params.GossipInterval, kind: evGossip, host: h.id, gen: h.gen})
-		} else {
-			h.gossipArmed = false
-		}
+		s.gossipTimer(s.hosts[e.host], e)
 	case evPushPull:
-		h := s.hosts[e.host]
-		if !h.up || e.gen != h.gen {
-			return
-		}
-		if !h.paused {
-			s.pushPull(h)
-		}
-		s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
+		s.pushPullTimer(s.hosts[e.host], e)
 	case evHookEnd:
 		s.hookEnd(e)
 	case evMembership:
 		s.deliverMembership(e)
 	case evCrash:
-		var cands []*host
-		for _, h := range s.hosts {
-			if h.up && h.joined && (h.running != "" || s.rng.IntN(4) == 0) {
-				cands = append(cands, h)
-			}
-		}
-		if s.gates != nil && s.rng.IntN(2) == 0 {
-			// half the crashes hit a host that evaluates a gate (P4)
-			var evals []*host
-			for _, h := range s.hosts {
-				if h.up && h.joined && len(h.node.Evaluating()) > 0 {
-					evals = append(evals, h)
-				}
-			}
-			if len(evals) > 0 {
-				cands = evals
-				s.res.Faults["crash-evaluator"]++
-			}
-		}
-		if len(cands) > 0 {
-			s.crash(cands[s.rng.IntN(len(cands))])
-		}
+		s.crashSome()
 	case evRestart:
-		h := s.hosts[e.host]
-		if h.up || !h.joined {
-			return
-		}
-		s.res.Faults["restart"]++
-		s.trace("%s restarts", h.name)
-		// the restarted agent kills what is left of the interrupted lifecycle
-		s.ghosts = slices.DeleteFunc(s.ghosts, func(g ghost) bool { return g.host == h.id })
-		s.startHost(h, false)
-		if h.node.Row().Revision != s.desired.Revision {
-			s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
-		}
-		s.membership([]int{h.id}, s.others(h), false)
+		s.restart(s.hosts[e.host])
 	case evPartition:
 		if e.host < 0 && s.partitioned {
 			s.heal()
@@ -1034,36 +981,9 @@ func (s *Sim) step(e *event) {
 			s.resume(h)
 		}
 	case evJoin:
-		s.res.Faults["join"]++
-		var h *host
-		s.retopo(func() {
-			h = s.addHost(hostName(len(s.hosts)), rollout.Persisted{})
-			if s.permanent {
-				h.side = s.rng.IntN(2)
-			}
-		})
-		s.startHost(h, false)
-		s.push(event{at: s.now + time.Second, kind: evDesired, host: h.id})
-		s.membership([]int{h.id}, s.others(h), false)
+		s.join()
 	case evLeave:
-		var cands []*host
-		for _, h := range s.hosts {
-			if h.up && h.joined && !h.paused && h.running == "" && h.node.Settled() {
-				cands = append(cands, h)
-			}
-		}
-		if len(cands) == 0 {
-			return
-		}
-		h := cands[s.rng.IntN(len(cands))]
-		s.res.Faults["leave"]++
-		obs := s.others(h)
-		s.departed++
-		s.retopo(func() {
-			h.up, h.joined = false, false
-			h.gen++
-		})
-		s.push(event{at: s.now + s.jitter(2*s.cfg.Params.GossipInterval), kind: evMembership, obs: obs, tgts: []int{h.id}, r: rollout.ReachLeft})
+		s.leave()
 	case evDesired:
 		h := s.hosts[e.host]
 		if !h.up {
@@ -1083,6 +1003,35 @@ func (s *Sim) step(e *event) {
 	case evGateResume:
 		s.gateResume()
 	}
+}
+
+// gossipTimer is one of h's gossip rounds, re-armed while it has queued
+// broadcasts.
+func (s *Sim) gossipTimer(h *host, e *event) {
+	if !h.up || e.gen != h.gen {
+		return
+	}
+	if h.paused {
+		h.gossipArmed = false // the resume re-arms
+		return
+	}
+	s.gossipRound(h)
+	if len(h.queue) > 0 {
+		s.push(event{at: s.now + s.cfg.Params.GossipInterval, kind: evGossip, host: h.id, gen: h.gen})
+	} else {
+		h.gossipArmed = false
+	}
+}
+
+// pushPullTimer is h's periodic push-pull with a random peer.
+func (s *Sim) pushPullTimer(h *host, e *event) {
+	if !h.up || e.gen != h.gen {
+		return
+	}
+	if !h.paused {
+		s.pushPull(h)
+	}
+	s.push(event{at: s.now + s.jitter(s.ppEvery), kind: evPushPull, host: h.id, gen: h.gen})
 }
 
 // Dump describes every host's state (for debugging a stuck run).
