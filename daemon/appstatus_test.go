@@ -43,27 +43,33 @@ func (s *stubFleet) GateSample(string, int, gate.Sample) {}
 func (s *stubFleet) Gates() []rollout.GateStatus         { return s.gates }
 func (s *stubFleet) Flag() rollout.Flag                  { return s.flag }
 
-type nullSource struct{}
+// revSource publishes one revision.
+type revSource struct{ rev source.Revision }
 
-func (nullSource) Desired(context.Context) (source.Revision, error) {
-	return source.Revision{}, source.ErrNoManifest
-}
-func (nullSource) Fetch(context.Context, source.Revision, string) error { return nil }
-func (nullSource) String() string                                       { return "dir /srv/release" }
+func (s revSource) Desired(context.Context) (source.Revision, error)   { return s.rev, nil }
+func (revSource) Fetch(context.Context, source.Revision, string) error { return nil }
+func (revSource) String() string                                       { return "dir /srv/release" }
 
+// statusApp is an application whose source published r2 (label v2) with
+// the deployment d, as one poll found it; its loop does not run.
 func statusApp(t *testing.T, f *stubFleet, d manifest.Deployment) *app {
 	t.Helper()
 	st, err := hooks.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{
-		cfg: AppConfig{Name: "hello", Group: "web"}, host: "h1", log: slog.New(slog.DiscardHandler),
-		poller: source.NewPoller(nullSource{}, source.PollerConfig{App: "hello"}), fleet: f, store: st,
-		deploy: &reconcile.Deploy{},
+	rev := source.Revision{ID: "r2", Label: "v2", Manifest: &manifest.Manifest{Deployment: d}}
+	p := source.NewPoller(revSource{rev}, source.PollerConfig{App: "hello"})
+	if u := p.Poll(context.Background()); !u.Has {
+		t.Fatalf("poll: %+v", u)
 	}
-	a.deploy.Desire(source.Revision{ID: "r2", Label: "v2", Manifest: &manifest.Manifest{Deployment: d}})
-	return a
+	dep := &reconcile.Deploy{}
+	reconcile.NewApp(reconcile.AppConfig{Name: "hello", Group: "web", Host: "h1", Poller: p, Deploy: dep})
+	dep.Desire(rev)
+	return &app{
+		cfg: AppConfig{Name: "hello", Group: "web"}, host: "h1", log: slog.New(slog.DiscardHandler),
+		poller: p, fleet: f, store: st, deploy: dep,
+	}
 }
 
 func row(host string, phase rollout.Phase, reach rollout.Reach, result string) rollout.HostStatus {

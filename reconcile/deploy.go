@@ -32,8 +32,11 @@ type Observer struct {
 }
 
 // Deploy is the deployment side of an App: it runs the lifecycles the
-// protocol decides, one at a time, and remembers the revisions the source
-// published so that a decision naming one can fetch it.
+// protocol decides, one at a time, and remembers the last revisions the
+// source published so that a decision naming one can fetch it (older ones
+// come from the archive of the host's deployments). The desired revision
+// itself is the poller's (source.Status.Desired), the rollout's target the
+// Node's: neither is copied here.
 type Deploy struct {
 	Source   source.Source
 	Engine   Engine
@@ -44,10 +47,10 @@ type Deploy struct {
 	ctx context.Context
 
 	mu sync.Mutex // guards the fields below
-	// known maps revision IDs the source published to what it said.
+	// known maps the IDs of the last maxKnown revisions the source
+	// published to what it said; order lists them, oldest first.
 	known   map[string]source.Revision
-	desired source.Revision
-	hasDes  bool
+	order   []string
 	running *running // nil when idle
 	started time.Time
 	closing bool // Close waits for the running deployment: start no other
@@ -89,6 +92,10 @@ func (d *Deploy) close() {
 
 func (d *Deploy) log() *slog.Logger { return d.app.log }
 
+// maxKnown bounds the revisions Deploy remembers: an agent that runs for
+// months sees thousands.
+const maxKnown = 8
+
 // Desire records a revision the source made desired (App calls it with
 // each one the poller finds, before the rollout hears of it).
 func (d *Deploy) Desire(rev source.Revision) {
@@ -97,8 +104,15 @@ func (d *Deploy) Desire(rev source.Revision) {
 	if d.known == nil {
 		d.known = map[string]source.Revision{}
 	}
+	if _, ok := d.known[rev.ID]; ok {
+		d.order = slices.DeleteFunc(d.order, func(id string) bool { return id == rev.ID })
+	}
 	d.known[rev.ID] = rev
-	d.desired, d.hasDes = rev, true
+	d.order = append(d.order, rev.ID)
+	for len(d.order) > maxKnown {
+		delete(d.known, d.order[0])
+		d.order = d.order[1:]
+	}
 }
 
 // knows reports whether the source published revision id.
@@ -109,12 +123,18 @@ func (d *Deploy) knows(id string) bool {
 	return ok
 }
 
-// Desired returns the revision the source publishes as desired (ok false
-// before the first poll that found one) and when the App started.
+// Desired returns the revision the source publishes as desired (the
+// poller's; ok false before the first poll that found one, and without a
+// poller) and when the App started.
 func (d *Deploy) Desired() (rev source.Revision, ok bool, since time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.desired, d.hasDes, d.started
+	since = d.started
+	d.mu.Unlock()
+	if d.app == nil || d.app.cfg.Poller == nil {
+		return source.Revision{}, false, since
+	}
+	st := d.app.cfg.Poller.Status()
+	return st.Desired, st.HasDesired, since
 }
 
 // Known returns what the source said of revision id, if it published it.
@@ -125,7 +145,7 @@ func (d *Deploy) Known(id string) (source.Revision, bool) {
 	return r, ok
 }
 
-// KnownRevisions lists every revision the source published since start.
+// KnownRevisions lists the last revisions the source published.
 func (d *Deploy) KnownRevisions() []source.Revision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -138,9 +158,8 @@ func (d *Deploy) KnownRevisions() []source.Revision {
 
 // Manifest is the desired revision's manifest (nil before one).
 func (d *Deploy) Manifest() *manifest.Manifest {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.desired.Manifest
+	rev, _, _ := d.Desired()
+	return rev.Manifest
 }
 
 // decide handles one decision on the loop's goroutine: it never blocks.
@@ -261,9 +280,8 @@ func (d *Deploy) request(dec rollout.Decision) (hooks.Request, error) {
 	}
 	d.mu.Lock()
 	rev, known := d.known[dec.Revision]
-	m := d.desired.Manifest
 	d.mu.Unlock()
-	if m != nil {
+	if m := d.Manifest(); m != nil {
 		req.IgnoreApplicationStopFailures = m.Deployment.IgnoreApplicationStopFailures
 	}
 	if rec, err := d.Store.FindRevision(cfg.Group, dec.Revision); err == nil && (dec.Rollback || !known) {
