@@ -36,6 +36,8 @@ type fleet interface {
 	GateSample(name string, step int, s gate.Sample)
 	Gates() []rollout.GateStatus
 	Flag() rollout.Flag
+	// StoreError: why the rollout state cannot be stored, since when.
+	StoreError() (string, time.Time)
 }
 
 var (

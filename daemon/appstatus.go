@@ -104,6 +104,10 @@ func (a *app) status(now time.Time, expect int) AppStatus {
 	if st.DesiredID != "" && done < len(rows) || st.Halted {
 		st.Why = a.why(st, now, voters, reachVoters, unreachable)
 	}
+	if st.StateError, st.StateErrorSince = a.fleet.StoreError(); st.StateError != "" {
+		st.Why = append(st.Why, fmt.Sprintf("this host cannot store its rollout state (for %s: %s): it holds its messages and decisions until it can, so the others see it as silent; free space or repair %s",
+			now.Sub(st.StateErrorSince).Round(time.Second), st.StateError, "the state directory"))
+	}
 	return st
 }
 

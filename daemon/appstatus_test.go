@@ -27,6 +27,9 @@ type stubFleet struct {
 	bake   time.Time
 	gates  []rollout.GateStatus
 	flag   rollout.Flag
+
+	storeErr   string
+	storeSince time.Time
 }
 
 func (s *stubFleet) Status() []rollout.HostStatus        { return s.rows }
@@ -42,6 +45,7 @@ func (s *stubFleet) Evaluating() []rollout.GateJob       { return nil }
 func (s *stubFleet) GateSample(string, int, gate.Sample) {}
 func (s *stubFleet) Gates() []rollout.GateStatus         { return s.gates }
 func (s *stubFleet) Flag() rollout.Flag                  { return s.flag }
+func (s *stubFleet) StoreError() (string, time.Time)     { return s.storeErr, s.storeSince }
 
 // revSource publishes one revision.
 type revSource struct{ rev source.Revision }

@@ -16,7 +16,7 @@ type statusCollector struct {
 	appRevision, desiredRevision, rolloutHosts, paused, halted *prometheus.Desc
 	polls, lastSuccess, members, manifestInvalid               *prometheus.Desc
 	rosterEpoch, rosterVoters, rosterVoter                     *prometheus.Desc
-	gateVerdict                                                *prometheus.Desc
+	gateVerdict, stateStoreFailing                             *prometheus.Desc
 }
 
 // NewStatusCollector returns the collector of the state metrics, reading
@@ -47,6 +47,8 @@ func NewStatusCollector(status func() Status) prometheus.Collector {
 			"Hosts in the group's roster of voters this host holds.", []string{"app"}, nil),
 		rosterVoter: prometheus.NewDesc("drover_roster_voter",
 			"1 while this host is a voter of its group's roster, 0 while it is not (a joiner, or no roster).", []string{"app"}, nil),
+		stateStoreFailing: prometheus.NewDesc("drover_rollout_state_store_failing",
+			"1 while this host cannot store the application's rollout state (it holds its messages and decisions meanwhile; drover status says why).", []string{"app"}, nil),
 		gateVerdict: prometheus.NewDesc("drover_gate_verdict",
 			"1 for a health gate's merged verdict of its latest step (pending, passed, failed, inconclusive), 0 for the others; the same on every host (aggregate with max).",
 			[]string{"app", "gate", "verdict"}, nil),
@@ -56,7 +58,7 @@ func NewStatusCollector(status func() Status) prometheus.Collector {
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid, c.rosterEpoch, c.rosterVoters, c.rosterVoter, c.gateVerdict} {
+	for _, d := range []*prometheus.Desc{c.appRevision, c.desiredRevision, c.rolloutHosts, c.paused, c.halted, c.polls, c.lastSuccess, c.members, c.manifestInvalid, c.rosterEpoch, c.rosterVoters, c.rosterVoter, c.gateVerdict, c.stateStoreFailing} {
 		ch <- d
 	}
 }
@@ -79,6 +81,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.rosterEpoch, prometheus.GaugeValue, float64(a.Roster.Epoch), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.rosterVoters, prometheus.GaugeValue, float64(a.Roster.Voters), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.rosterVoter, prometheus.GaugeValue, b2f(a.Roster.Voter), a.Name)
+		ch <- prometheus.MustNewConstMetric(c.stateStoreFailing, prometheus.GaugeValue, b2f(a.StateError != ""), a.Name)
 		for _, g := range a.Gates {
 			for _, v := range []string{"pending", "passed", "failed", "inconclusive"} {
 				ch <- prometheus.MustNewConstMetric(c.gateVerdict, prometheus.GaugeValue, b2f(g.Verdict == v), a.Name, g.Name, v)

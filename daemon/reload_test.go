@@ -263,3 +263,49 @@ func TestReloadDuringDeploymentRecordsItsEnd(t *testing.T) {
 		t.Errorf("hook marker = %q, %v", b, err)
 	}
 }
+
+// TestStatusShowsAStateStoreFailure: when the rollout state cannot be
+// stored (here its file is replaced by a directory, as a broken state
+// directory or a full disk fails the write), the agent holds its messages
+// and says so in status with the error; once the store works again it
+// stores what it held (the pause) and the line goes.
+func TestStatusShowsAStateStoreFailure(t *testing.T) {
+	f := newAgentFixtureWith(t, func(o *Options) { o.Notifier = &recNotifier{} })
+	waitStatus(t, f.agent, "r1 deployed", onRevision("r1"))
+	path := filepath.Join(f.dir, "state", "rollout", "hello.json")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.agent.SetPaused(t.Context(), "hello", true); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.agent, "the store failure in status", func(st Status) bool {
+		return len(st.Apps) == 1 && st.Apps[0].StateError != ""
+	})
+	app := st.Apps[0]
+	if !strings.Contains(app.StateError, "hello.json") || app.StateErrorSince.IsZero() {
+		t.Errorf("state error %q since %v: want the file named and a time", app.StateError, app.StateErrorSince)
+	}
+	if !slices.ContainsFunc(app.Why, func(w string) bool { return strings.Contains(w, "cannot store its rollout state") }) {
+		t.Errorf("why %q: want the store failure", app.Why)
+	}
+	if v := metricValue(t, f.agent.reg, "drover_rollout_state_store_failing", "hello"); v != 1 {
+		t.Errorf("drover_rollout_state_store_failing{app=hello} = %v while the store fails, want 1", v)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.agent, "the store to work again", func(st Status) bool {
+		return len(st.Apps) == 1 && st.Apps[0].StateError == ""
+	})
+	if v := metricValue(t, f.agent.reg, "drover_rollout_state_store_failing", "hello"); v != 0 {
+		t.Errorf("drover_rollout_state_store_failing{app=hello} = %v once stored, want 0", v)
+	}
+	got, err := loadRolloutState(path)
+	if err != nil || !got.Flag.Paused {
+		t.Errorf("stored state after recovery: flag %+v, %v; want the pause held meanwhile", got.Flag, err)
+	}
+}

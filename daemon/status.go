@@ -46,6 +46,12 @@ type AppStatus struct {
 	// StartError says why this host could not start the application's
 	// loop at the last reload (which the next reload retries).
 	StartError string `json:"start_error,omitempty"`
+	// StateError says why this host cannot store the application's rollout
+	// state (disk full, a broken state directory), since StateErrorSince:
+	// it holds its messages and decisions until it can (the others see it
+	// as silent). Empty while it can.
+	StateError      string    `json:"state_error,omitempty"`
+	StateErrorSince time.Time `json:"state_error_since,omitzero"`
 	// Failure is the failed host that halted the rollout of the desired
 	// revision (or, before a halt, the last failure of it), nil when none.
 	Failure *Failure `json:"failure,omitempty"`

@@ -450,6 +450,14 @@ func (a *App) Evaluating() []rollout.GateJob {
 	return read(a, func(v *View) []rollout.GateJob { return slices.Clone(v.Jobs) })
 }
 
+// StoreError is why this host cannot store its rollout state ("" while it
+// can) and since when: meanwhile it holds its messages and decisions.
+func (a *App) StoreError() (string, time.Time) {
+	var since time.Duration
+	err := read(a, func(v *View) string { since = v.StoreFailingSince; return v.StoreError })
+	return err, a.TimeAt(since)
+}
+
 // Gates returns every declared gate's merged verdict as this host sees it.
 func (a *App) Gates() []rollout.GateStatus {
 	return read(a, func(v *View) []rollout.GateStatus { return slices.Clone(v.Gates) })

@@ -132,6 +132,8 @@ type Loop struct {
 	retryAt    time.Duration      // next Persist attempt while pending (0: now)
 	retryDelay time.Duration
 	failures   int
+	storeErr   error         // the last failed store, nil once stored again
+	failSince  time.Duration // when the failures began
 
 	lastOwn rollout.Row // the own row last fanned out
 	hasOwn  bool
@@ -319,7 +321,12 @@ func (l *Loop) persist(now time.Duration) bool {
 	}
 	if l.cfg.Persist != nil {
 		if err := l.cfg.Persist(*l.pending); err != nil {
+			if l.failures == 0 {
+				l.failSince = now
+			}
 			l.failures++
+			l.storeErr = err
+			l.changed = true
 			l.retryDelay = min(max(2*l.retryDelay, persistRetryFirst), persistRetryMax)
 			l.retryAt = now + l.retryDelay
 			if l.failures == 1 || l.failures%20 == 0 {
@@ -330,6 +337,7 @@ func (l *Loop) persist(now time.Duration) bool {
 		}
 		if l.failures > 0 {
 			l.log.Info("rollout state stored again", "app", l.cfg.Node.App, "after_attempts", l.failures)
+			l.storeErr, l.changed = nil, true
 		}
 	}
 	l.pending, l.retryAt, l.retryDelay, l.failures = nil, 0, 0, 0
@@ -379,7 +387,12 @@ type View struct {
 	BakeUntil time.Duration
 	Jobs      []rollout.GateJob
 	Gates     []rollout.GateStatus
-	State     []rollout.Message
+	// StoreError is why the rollout state cannot be stored ("" while it
+	// can), since StoreFailingSince: this host holds its messages and
+	// decisions meanwhile (A2), so the fleet sees it as silent.
+	StoreError        string
+	StoreFailingSince time.Duration
+	State             []rollout.Message
 }
 
 // View builds the snapshot at now and clears Changed.
@@ -390,6 +403,9 @@ func (l *Loop) View(now time.Duration) View {
 		BakeUntil: n.BakeUntil(), Jobs: n.Evaluating(), Gates: n.Gates(),
 	}
 	v.Voters.Members = slices.Clone(v.Voters.Members)
+	if l.storeErr != nil {
+		v.StoreError, v.StoreFailingSince = l.storeErr.Error(), l.failSince
+	}
 	if l.stateChanged {
 		v.State = n.LocalState()
 	}
