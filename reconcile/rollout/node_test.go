@@ -15,7 +15,7 @@ import (
 // net is a tiny perfect network for unit tests: messages are delivered in
 // order, after every step, to hosts that are up and not cut off.
 type net struct {
-	t     *testing.T
+	t     testing.TB
 	now   time.Duration
 	nodes map[string]*Node
 	names []string
@@ -53,11 +53,11 @@ type net struct {
 var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,
 	Quarantine: 4 * time.Second, ProposeDelay: 300 * time.Millisecond, RemoveAfter: time.Hour, BootstrapDelay: time.Second, DriftRate: 0.01}
 
-func newNet(t *testing.T, n int, installed string) *net {
+func newNet(t testing.TB, n int, installed string) *net {
 	return newNetTiming(t, n, installed, testTiming)
 }
 
-func newNetTiming(t *testing.T, n int, installed string, timing Timing) *net {
+func newNetTiming(t testing.TB, n int, installed string, timing Timing) *net {
 	w := &net{t: t, timing: timing, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, mute: map[string]bool{}, running: map[string]Decision{}}
 	for i := 0; i < n; i++ {
 		w.names = append(w.names, fmt.Sprintf("h%d", i))
