@@ -115,11 +115,10 @@ type Node struct {
 	isMember bool // members[cfg.Host], asked on every claim
 	need     int  // majority of the roster
 
-	tgt       target
-	pol       Policy
-	counter   uint32 // row/claim counter within this incarnation
-	started   time.Duration
-	quarUntil time.Duration
+	tgt     target
+	pol     Policy
+	counter uint32 // row/claim counter within this incarnation
+	started time.Duration
 
 	// counters over peers (self included) for the target
 	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
@@ -134,36 +133,31 @@ type Node struct {
 	activationDue            bool
 	failed                   map[string]bool // hosts known to have failed the target attempt
 
-	locks map[uint32]*lock
-	claim *claimState
-	run   *runState
+	voter    voter    // the grantor's side of the slots (slots.go)
+	claimant claimant // the holder's side
+	run      *runState
 
-	notBefore time.Duration // claim backoff
-	bakeFrom  time.Duration // 0: canary step not complete in view
-	retries   int
+	bakeFrom time.Duration // 0: canary step not complete in view
 
 	freshFails     int           // a fresh host's failed slotless installs in a row
 	aborts         int           // lifecycles of the target attempt stopped because their lease lapsed
 	freshNotBefore time.Duration // and when it may try again
 
-	prop           *proposal
-	wantSince      time.Duration
-	nextHouse      time.Duration
-	pendingPeers   []pendingPeer
-	forceRemove    map[string]bool
-	lockOf         map[string]uint32 // holder → slot of its lock here
-	pendingRelease *Message
-	pendingVoters  []string
-	rosterHash     uint64
-	rosterFrom     string // a peer whose row shows a roster this host lacks
-	houseRounds    int
-	bootSeen       int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
-	bootSince      time.Duration // when bootSeen last changed
-	bootReady      time.Duration // when the bootstrap plan became ready (0: it is not)
-	bootLast       string        // how the last proposal of the first roster ended, for RosterState
-	seenRound      uint64
-	lastNow        time.Duration // time of the last input
-	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
+	prop         *proposal
+	wantSince    time.Duration
+	nextHouse    time.Duration
+	pendingPeers []pendingPeer
+	forceRemove  map[string]bool
+	rosterHash   uint64
+	rosterFrom   string // a peer whose row shows a roster this host lacks
+	houseRounds  int
+	bootSeen     int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
+	bootSince    time.Duration // when bootSeen last changed
+	bootReady    time.Duration // when the bootstrap plan became ready (0: it is not)
+	bootLast     string        // how the last proposal of the first roster ended, for RosterState
+	seenRound    uint64
+	lastNow      time.Duration // time of the last input
+	progressAt   time.Duration // last change of what decides who goes next (SkipAfter)
 
 	// Health gates (gates.go): the view derived from the rows (nil: to be
 	// rebuilt), the runs of the gates this host evaluates, the states it
@@ -216,8 +210,7 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		occupied:    map[uint32]int{},
 		accCounts:   map[accKey]int{},
 		failed:      map[string]bool{},
-		locks:       map[uint32]*lock{},
-		lockOf:      map[string]uint32{},
+		voter:       newVoter(),
 		forceRemove: map[string]bool{},
 		started:     now,
 		bootSeen:    1,
@@ -226,7 +219,7 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 	if n.st.Incarnation > 0 {
 		// An earlier incarnation may have granted leases we no longer know.
 		// A host that never ran granted none.
-		n.quarUntil = now + n.t.Quarantine
+		n.voter.quarantine(now + n.t.Quarantine)
 	}
 	n.st.Incarnation++
 	n.self = &peer{host: cfg.Host, reach: ReachAlive, hasRow: true}
@@ -318,7 +311,7 @@ func (n *Node) writeRow(now time.Duration) {
 	if !n.st.Accepted.IsZero() {
 		r.AccHash = hashMembers(n.st.AccValue) // rare: only during a roster change
 	}
-	r.Drained = n.frozen() && n.activeLocks(now) == 0
+	r.Drained = n.frozen() && n.voter.active(now) == 0
 	n.update(n.self, now)
 	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindRow, App: n.cfg.App, From: n.cfg.Host, Row: *r})
 }
@@ -377,7 +370,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 				pos++
 			}
 		}
-		n.notBefore = max(n.notBefore, now+n.t.ClaimTimeout*time.Duration(min(pos, 8))/4)
+		n.claimant.notBefore = max(n.claimant.notBefore, now+n.t.ClaimTimeout*time.Duration(min(pos, 8))/4)
 	}
 }
 
@@ -476,7 +469,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		// §8): not the revision's failure. The host takes its turn again,
 		// up to maxAborts times per attempt; then it counts as failed, so
 		// that a host that can never keep a lease does not loop for ever.
-		lapsed := run.aborted || n.claim != nil && now >= n.claim.holdUntil()
+		lapsed := run.aborted || n.claimant.cur != nil && now >= n.claimant.cur.holdUntil()
 		switch {
 		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.haltSeen == 0:
 			// Installed; the host gates decide, and the slot is held
@@ -498,7 +491,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 			if result != "" {
 				r.Result += ": " + result
 			}
-			n.notBefore = max(n.notBefore, now+n.t.Lease) // let the cut or the pause settle
+			n.claimant.notBefore = max(n.claimant.notBefore, now+n.t.Lease) // let the cut or the pause settle
 		default:
 			r.Phase = PhaseFailed
 			if lapsed && result == "" {
@@ -566,7 +559,7 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	if m.App != n.cfg.App || m.From == n.cfg.Host && m.Kind != KindFlag {
 		return
 	}
-	if n.claim != nil {
+	if n.claimant.cur != nil {
 		n.tickClaim(now) // a lease that lapsed is noticed before anything else
 	}
 	switch m.Kind {
@@ -625,12 +618,8 @@ func (n *Node) onRow(now time.Duration, m *Message) {
 	n.update(p, now)
 	n.out.Broadcast = append(n.out.Broadcast, *m) // relay news (epidemic)
 	// A holder's row that says it released a claim frees our lock.
-	if len(n.locks) > 0 && r.Released > old.Released {
-		if s, ok := n.lockOf[r.Host]; ok {
-			if l := n.locks[s]; l != nil && l.holder == r.Host && r.Released >= l.claim {
-				n.dropLock(s)
-			}
-		}
+	if r.Released > old.Released {
+		n.voter.releasedUpTo(r.Host, r.Released)
 	}
 	if !had || old.Epoch != r.Epoch || old.AccBallot != r.AccBallot || old.Drained != r.Drained || old.RosterHash != r.RosterHash {
 		n.rosterSeen(now, p)
@@ -826,10 +815,10 @@ func (n *Node) evaluateStarts(now time.Duration) {
 		n.activationDue = false
 		n.checkActivation(now)
 	}
-	if n.claim != nil {
+	if n.claimant.cur != nil {
 		n.tickClaim(now) // deadlines that passed while other inputs arrived
 	}
-	if !n.tgt.set || n.run != nil || n.claim != nil {
+	if !n.tgt.set || n.run != nil || n.claimant.cur != nil {
 		return
 	}
 	me := &n.self.row
@@ -927,7 +916,7 @@ func (n *Node) evaluateStarts(now time.Duration) {
 // budget is how many hosts may start now; the first budget hosts ahead are
 // the ones passed over. It reports whether it changed anything.
 func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
-	if n.t.SkipAfter <= 0 || now < n.progressAt+n.t.SkipAfter || now < n.notBefore || budget <= 0 {
+	if n.t.SkipAfter <= 0 || now < n.progressAt+n.t.SkipAfter || now < n.claimant.notBefore || budget <= 0 {
 		return false
 	}
 	// Only the hosts whose turn it is (the first `budget` ahead) are passed
@@ -986,7 +975,7 @@ func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, windo
 	if window == 0 {
 		window = n.pol.N
 	}
-	if now < n.notBefore {
+	if now < n.claimant.notBefore {
 		return
 	}
 	free := 0
@@ -1027,8 +1016,8 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	default:
 		r.Result = ""
 	}
-	if n.claim != nil {
-		r.Slot, r.Claim = n.claim.slot, n.claim.id
+	if c := n.claimant.cur; c != nil {
+		r.Slot, r.Claim = c.slot, c.id
 	}
 	d.Kind, d.Deployment, d.Revision, d.Attempt, d.Rollback = DecideStart, run.id, run.rev, run.attempt, run.rollback
 	n.decide(d)
@@ -1089,8 +1078,8 @@ func (n *Node) Settled() bool {
 	if n.hold != nil || len(n.gruns) > 0 { // gates it evaluates decide yet
 		return false
 	}
-	if n.run != nil || n.claim != nil || !n.tgt.set {
-		return n.run == nil && n.claim == nil
+	if n.run != nil || n.claimant.cur != nil || !n.tgt.set {
+		return n.run == nil && n.claimant.cur == nil
 	}
 	r := n.self.row
 	if r.Installed == n.tgt.rev && !n.halted() {
@@ -1201,19 +1190,11 @@ func (n *Node) NextWake() time.Duration {
 			w = t
 		}
 	}
-	if c := n.claim; c != nil && !c.lost {
-		if c.acquired {
-			lower(c.nextRenew)
-			lower(c.holdUntil())
-		} else {
-			lower(c.deadline)
-			if c.recheckAt != 0 {
-				lower(c.recheckAt)
-			}
-		}
+	if c := n.claimant.cur; c != nil {
+		c.due(lower)
 	}
-	if n.claim == nil && n.run == nil {
-		lower(n.notBefore)
+	if n.claimant.cur == nil && n.run == nil {
+		lower(n.claimant.notBefore)
 		lower(n.freshNotBefore)
 		if n.t.SkipAfter > 0 && (n.eligBefore > 0 || n.rbEligBefore > 0) {
 			lower(n.progressAt + n.t.SkipAfter)
@@ -1268,5 +1249,5 @@ func (n *Node) Debug() string {
 		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gruns))
 	}
 	return g + fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
-		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.notBefore, n.lastNow, n.claim != nil, n.run != nil)
+		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.claimant.notBefore, n.lastNow, n.claimant.cur != nil, n.run != nil)
 }

@@ -567,7 +567,7 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 		h = k
 	}
 	n := w.nodes[h]
-	c := n.claim
+	c := n.claimant.cur
 	if c == nil || !c.acquired {
 		t.Fatalf("%s holds no claim", h)
 	}
@@ -603,10 +603,10 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 			t.Fatalf("released at the abort, before the lifecycle stopped: %+v", e.Msg)
 		}
 	}
-	if n.claim == nil || !n.claim.lost || n.Row().Claim == 0 {
-		t.Fatalf("claim dropped at the abort: claim %v, row %+v", n.claim != nil, n.Row())
+	if n.claimant.cur == nil || !n.claimant.cur.lost || n.Row().Claim == 0 {
+		t.Fatalf("claim dropped at the abort: claim %v, row %+v", n.claimant.cur != nil, n.Row())
 	}
-	lostID := n.claim.id
+	lostID := n.claimant.cur.id
 	n.Finished(w.now+time.Millisecond, n.run.id, false, "")
 	out = n.TakeOutput()
 	released := false
@@ -615,8 +615,8 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 	}
 	// A lapsed lease is not the revision's failure: the host takes its
 	// turn again (waiting), and says why.
-	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseWaiting || !strings.Contains(n.Row().Result, "lease lost") {
-		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claim != nil, n.Row())
+	if !released || n.claimant.cur != nil && n.claimant.cur.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseWaiting || !strings.Contains(n.Row().Result, "lease lost") {
+		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claimant.cur != nil, n.Row())
 	}
 }
 

@@ -238,7 +238,7 @@ func (n *Node) desiredRoster(now time.Duration) []string {
 
 // housekeeping runs every Renew: bootstrap, roster proposals, drain reports.
 func (n *Node) housekeeping(now time.Duration) {
-	if n.frozen() && n.self.row.Drained != (n.activeLocks(now) == 0) {
+	if n.frozen() && n.self.row.Drained != (n.voter.active(now) == 0) {
 		n.writeRow(now)
 	}
 	n.rerequestRoster()
