@@ -9,7 +9,7 @@ import (
 // releases to its voter and its claimant, and turns what they return into
 // messages, decisions and row writes.
 
-func (n *Node) frozen() bool { return !n.st.Accepted.IsZero() }
+func (n *Node) frozen() bool { return n.roster.frozen() }
 
 func (n *Node) nextClaimID() uint64 {
 	n.counter++
@@ -18,8 +18,9 @@ func (n *Node) nextClaimID() uint64 {
 
 func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev string) {
 	id := n.nextClaimID()
-	voters := claimVoters(n.st.Roster.Members, n.need, n.cfg.Host, id)
-	n.claimant.cur = newClaim(slot, id, n.st.Roster.Epoch, n.t.Lease, n.t.holderValidity(n.t.Lease), n.need, len(n.st.Roster.Members), voters, rollback, rev)
+	rs := &n.roster
+	voters := claimVoters(rs.cur.Members, rs.need, n.cfg.Host, id)
+	n.claimant.cur = newClaim(slot, id, rs.cur.Epoch, n.t.Lease, n.t.holderValidity(n.t.Lease), rs.need, len(rs.cur.Members), voters, rollback, rev)
 	n.claimRound(now)
 }
 
@@ -28,7 +29,7 @@ func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev str
 func (n *Node) claimRound(now time.Duration) {
 	c := n.claimant.cur
 	m := c.newRound(now, n.t.ClaimTimeout, n.tgt.rev, n.tgt.attempt)
-	if n.isMember && slices.Contains(c.voters, n.cfg.Host) {
+	if n.roster.isMember && slices.Contains(c.voters, n.cfg.Host) {
 		g := n.grant(now, n.cfg.Host, &m)
 		g.From = n.cfg.Host
 		n.onGrant(now, g)
@@ -66,7 +67,7 @@ func (n *Node) sendTo(hosts []string, m Message) {
 // grant applies the voter rule to a claim and returns the reply, which
 // carries the failures this host knows for the claim's revision.
 func (n *Node) grant(now time.Duration, from string, m *Message) Message {
-	reply := Message{Kind: KindGrant, Epoch: n.st.Roster.Epoch, Slot: m.Slot, Claim: m.Claim, Round: m.Round, Revision: m.Revision, Attempt: m.Attempt}
+	reply := Message{Kind: KindGrant, Epoch: n.roster.cur.Epoch, Slot: m.Slot, Claim: m.Claim, Round: m.Round, Revision: m.Revision, Attempt: m.Attempt}
 	if m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt && len(n.failed) > 0 {
 		for h := range n.failed {
 			if len(reply.Failed) >= 32 {
@@ -77,7 +78,7 @@ func (n *Node) grant(now time.Duration, from string, m *Message) Message {
 	}
 	rel, known := n.releasedBy(from)
 	reply.OK, reply.Holder = n.voter.grant(now, from, m, voterView{
-		epoch: n.st.Roster.Epoch, member: n.isMember, frozen: n.frozen(), lease: n.t.Lease, released: rel, known: known})
+		epoch: n.roster.cur.Epoch, member: n.roster.isMember, frozen: n.frozen(), lease: n.t.Lease, released: rel, known: known})
 	return reply
 }
 

@@ -147,7 +147,7 @@ func (n *Node) view() *gateView {
 		return n.gview
 	}
 	v := &gateView{selfStep: -1, merged: map[gateKey]GateState{}, owner: map[gateKey]string{}}
-	for _, m := range n.st.Roster.Members {
+	for _, m := range n.roster.cur.Members {
 		n.peer(m) // every voter has its place, row or not
 	}
 	for _, p := range n.peers {
@@ -284,7 +284,7 @@ func (n *Node) syncGates(now time.Duration) {
 		n.gview = nil // its merge counts states of the gen
 	}
 	want := map[gateKey]*gateRun{}
-	if n.gated() && !n.halted() && !n.paused() && n.st.Roster.Epoch > 0 {
+	if n.gated() && !n.halted() && !n.paused() && n.roster.cur.Epoch > 0 {
 		v := n.view()
 		gen := n.gateGen
 		if n.hold != nil && v.selfStep >= 0 {

@@ -76,12 +76,6 @@ type contrib struct {
 	memberLeft     bool // a voter that left gracefully
 }
 
-// accKey identifies an accepted roster value reported by a drained member.
-type accKey struct {
-	b Ballot
-	h uint64
-}
-
 type target struct {
 	rev     string
 	attempt uint32
@@ -108,17 +102,14 @@ type Node struct {
 	t   Timing
 	st  Persisted
 
-	peers    map[string]*peer
-	rows     rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
-	self     *peer
-	members  map[string]bool
-	isMember bool // members[cfg.Host], asked on every claim
-	need     int  // majority of the roster
+	peers  map[string]*peer
+	rows   rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
+	self   *peer
+	roster rosterKeeper // the roster, its changes and its bootstrap (roster.go)
 
 	tgt     target
 	pol     Policy
 	counter uint32 // row/claim counter within this incarnation
-	started time.Duration
 
 	// counters over peers (self included) for the target
 	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
@@ -129,8 +120,6 @@ type Node struct {
 	// that all passed over everyone ahead do not back off alike and duel.
 	waitBefore, rbWaitBefore int
 	occupied                 map[uint32]int
-	accCounts                map[accKey]int // drained members per accepted roster value
-	activationDue            bool
 	failed                   map[string]bool // hosts known to have failed the target attempt
 
 	voter    voter    // the grantor's side of the slots (slots.go)
@@ -143,19 +132,8 @@ type Node struct {
 	aborts         int           // lifecycles of the target attempt stopped because their lease lapsed
 	freshNotBefore time.Duration // and when it may try again
 
-	prop         *proposal
-	wantSince    time.Duration
 	nextHouse    time.Duration
 	pendingPeers []pendingPeer
-	forceRemove  map[string]bool
-	rosterHash   uint64
-	rosterFrom   string // a peer whose row shows a roster this host lacks
-	houseRounds  int
-	bootSeen     int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
-	bootSince    time.Duration // when bootSeen last changed
-	bootReady    time.Duration // when the bootstrap plan became ready (0: it is not)
-	bootLast     string        // how the last proposal of the first roster ended, for RosterState
-	seenRound    uint64
 	lastNow      time.Duration // time of the last input
 	progressAt   time.Duration // last change of what decides who goes next (SkipAfter)
 
@@ -202,19 +180,14 @@ type pendingPeer struct {
 // flag does.
 func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 	n := &Node{
-		cfg:         cfg,
-		t:           cfg.Timing,
-		st:          st.Clone(),
-		peers:       map[string]*peer{},
-		rows:        newRowIndex(),
-		occupied:    map[uint32]int{},
-		accCounts:   map[accKey]int{},
-		failed:      map[string]bool{},
-		voter:       newVoter(),
-		forceRemove: map[string]bool{},
-		started:     now,
-		bootSeen:    1,
-		bootSince:   now,
+		cfg:      cfg,
+		t:        cfg.Timing,
+		st:       st.Clone(),
+		peers:    map[string]*peer{},
+		rows:     newRowIndex(),
+		occupied: map[uint32]int{},
+		failed:   map[string]bool{},
+		voter:    newVoter(),
 	}
 	if n.st.Incarnation > 0 {
 		// An earlier incarnation may have granted leases we no longer know.
@@ -243,7 +216,9 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		}
 		n.gateOwn[gateKey{g.Name, g.Step}] = g
 	}
-	n.setRoster(n.st.Roster)
+	n.roster = newRosterKeeper(cfg, &n.st, now)
+	n.st.Roster, n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Roster{}, Ballot{}, Ballot{}, nil, "" // kept by n.roster
+	n.rosterSet()
 	if n.st.HaveDesired {
 		n.applyDesired(now, n.st.Desired)
 	}
@@ -257,7 +232,7 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 func (n *Node) Host() string { return n.cfg.Host }
 
 // Roster returns the current roster.
-func (n *Node) Roster() Roster { return n.st.Roster }
+func (n *Node) Roster() Roster { return n.roster.cur }
 
 // Paused reports the fleet-wide pause flag.
 func (n *Node) Paused() bool { return n.st.Flag.Paused }
@@ -277,6 +252,7 @@ func (n *Node) TakeOutput() Output {
 	if n.dirty {
 		p := n.st.Clone()
 		p.Row = n.self.row
+		n.roster.persist(&p)
 		o.Persist = &p
 		n.dirty = false
 	}
@@ -288,15 +264,6 @@ func (n *Node) send(to string, m Message) {
 	n.out.Send = append(n.out.Send, Envelope{To: to, Msg: m})
 }
 
-func (n *Node) sendMembers(m Message) {
-	n.out.Send = slices.Grow(n.out.Send, len(n.st.Roster.Members))
-	for _, h := range n.st.Roster.Members {
-		if h != n.cfg.Host {
-			n.send(h, m)
-		}
-	}
-}
-
 func (n *Node) decide(d Decision) { n.out.Decisions = append(n.out.Decisions, d) }
 
 // writeRow bumps the own row's sequence number, recounts it and broadcasts it.
@@ -304,12 +271,12 @@ func (n *Node) writeRow(now time.Duration) {
 	n.counter++
 	r := &n.self.row
 	r.Seq = n.st.Incarnation<<32 | uint64(n.counter)
-	r.Epoch = n.st.Roster.Epoch
-	r.RosterHash = n.rosterHash
-	r.AccBallot = n.st.Accepted
+	r.Epoch = n.roster.cur.Epoch
+	r.RosterHash = n.roster.hash
+	r.AccBallot = n.roster.accepted
 	r.AccHash = 0
-	if !n.st.Accepted.IsZero() {
-		r.AccHash = hashMembers(n.st.AccValue) // rare: only during a roster change
+	if !n.roster.accepted.IsZero() {
+		r.AccHash = hashMembers(n.roster.accValue) // rare: only during a roster change
 	}
 	r.Drained = n.frozen() && n.voter.active(now) == 0
 	n.update(n.self, now)
@@ -357,7 +324,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 			}
 		}
 	}
-	n.pol = Resolve(d.Deployment, len(n.st.Roster.Members))
+	n.pol = Resolve(d.Deployment, len(n.roster.cur.Members))
 	n.recount(now)
 	if changed {
 		// Until the other hosts' waiting rows arrive every host believes it
@@ -365,7 +332,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 		// others give the rows a moment (a quarter claim timeout per place,
 		// at most two claim timeouts), which avoids a duel at every start.
 		pos := 0
-		for _, m := range n.st.Roster.Members {
+		for _, m := range n.roster.cur.Members {
 			if p := n.peers[m]; p != nil && p != n.self && p.rank < n.self.rank {
 				pos++
 			}
@@ -411,8 +378,7 @@ func (n *Node) recountAt(at time.Duration, host string) {
 // ForceRemove is the operator's removal of a host from the roster (for a
 // group that lost its voters' majority for good, PROTOCOL.md §4.2).
 func (n *Node) ForceRemove(now time.Duration, host string) {
-	n.forceRemove[host] = true
-	n.wantSince = 0
+	n.roster.remove(host)
 	n.housekeeping(now)
 }
 
@@ -578,7 +544,7 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindRelease:
 		n.onRelease(now, m)
 	case KindPrepare:
-		n.onPrepare(now, m)
+		n.onPrepare(m)
 	case KindPromise:
 		n.onPromise(now, *m)
 	case KindAccept:
@@ -586,9 +552,9 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindAccepted:
 		n.onAccepted(now, *m)
 	case KindRosterReq:
-		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
+		n.send(m.From, n.roster.answer())
 	case KindRosterResp:
-		n.onRosterResp(now, *m)
+		n.onRosterResp(now, m)
 	}
 	n.evaluate(now)
 }
@@ -629,7 +595,7 @@ func (n *Node) onRow(now time.Duration, m *Message) {
 func (n *Node) peer(host string) *peer {
 	p := n.peers[host]
 	if p == nil {
-		p = &peer{host: host, reach: ReachAlive, member: n.members[host]}
+		p = &peer{host: host, reach: ReachAlive, member: n.roster.members[host]}
 		p.rank, p.rbRank = n.ranks(host, p.member)
 		n.peers[host] = p
 	}
@@ -667,7 +633,7 @@ func (n *Node) contribOf(p *peer, now time.Duration) contrib {
 	// reachable, and for the lease bound after it became unreachable.
 	mayRun := r.Phase.Running() && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease)
 	c.unhealthy = mayRun
-	if (p.member || n.st.Roster.Epoch == 0 && n.cfg.BootstrapExpect > 0) && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
+	if (p.member || n.roster.cur.Epoch == 0 && n.cfg.BootstrapExpect > 0) && r.Epoch == n.roster.cur.Epoch && r.Drained && !r.AccBallot.IsZero() {
 		c.acc = accKey{r.AccBallot, r.AccHash}
 	}
 	if mayRun && r.Claim != 0 {
@@ -712,14 +678,7 @@ func (n *Node) apply(p *peer, c contrib, d int) {
 	n.joiners += b(c.joiner)
 	n.membersGone += b(c.memberGone)
 	n.membersLeft += b(c.memberLeft)
-	if c.acc.h != 0 {
-		n.accCounts[c.acc] += d
-		if n.accCounts[c.acc] <= 0 {
-			delete(n.accCounts, c.acc)
-		} else if d > 0 && n.accCounts[c.acc] >= n.need {
-			n.activationDue = true
-		}
-	}
+	n.roster.countDrained(c.acc, d)
 	if p != n.self {
 		if c.eligible && p.rank < n.self.rank {
 			n.eligBefore += d
@@ -774,9 +733,9 @@ func (n *Node) recount(now time.Duration) {
 	n.waitingAll, n.joiners, n.membersGone, n.membersLeft = 0, 0, 0, 0
 	n.eligBefore, n.rbEligBefore, n.waitBefore, n.rbWaitBefore = 0, 0, 0, 0
 	n.occupied = map[uint32]int{}
-	n.accCounts = map[accKey]int{}
+	n.roster.resetDrained()
 	for _, p := range n.peers {
-		p.member = n.members[p.host]
+		p.member = n.roster.members[p.host]
 		p.rank, p.rbRank = n.ranks(p.host, p.member)
 		p.c = contrib{}
 	}
@@ -811,8 +770,7 @@ func (n *Node) evaluate(now time.Duration) {
 // counters (and, for manifests with gates, the gate view).
 func (n *Node) evaluateStarts(now time.Duration) {
 	n.lastNow = now
-	if n.activationDue {
-		n.activationDue = false
+	if n.roster.takeActivationDue() {
 		n.checkActivation(now)
 	}
 	if n.claimant.cur != nil {
@@ -831,7 +789,7 @@ func (n *Node) evaluateStarts(now time.Duration) {
 		}
 		return
 	}
-	if n.st.Roster.Epoch == 0 {
+	if n.roster.cur.Epoch == 0 {
 		return // no voters known yet
 	}
 	if !n.halted() && (n.pol.Halts(len(n.failed)) || n.haltSeen > 0) {
@@ -992,7 +950,7 @@ func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, windo
 }
 
 func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
-	lineage := n.st.Roster.Lineage
+	lineage := n.roster.cur.Lineage
 	if lineage == "" && run.slotless {
 		// A fresh host's install before any roster: its own deployment,
 		// not a rollout's (no other host shares it).
@@ -1157,7 +1115,7 @@ func (n *Node) RowDeployment(r Row) string {
 	if rev == "" {
 		return ""
 	}
-	return DeploymentID(n.st.Roster.Lineage, n.cfg.App, n.cfg.Group, rev, r.Attempt)
+	return DeploymentID(n.roster.cur.Lineage, n.cfg.App, n.cfg.Group, rev, r.Attempt)
 }
 
 // LocalState is the node's full state for memberlist's push-pull: every row
@@ -1172,10 +1130,12 @@ func (n *Node) LocalState() []Message {
 	if f := n.st.Flag; f.Clock > 0 {
 		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: f.Node, Flag: f})
 	}
-	if n.st.Roster.Epoch > 0 {
+	if n.roster.cur.Epoch > 0 {
 		// The roster rides along: push-pull is a stream, so a host that
 		// datagrams cannot reach still learns the voters (PROTOCOL.md §4.4).
-		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
+		a := n.roster.answer()
+		a.App, a.From = n.cfg.App, n.cfg.Host
+		out = append(out, a)
 	}
 	return out
 }
@@ -1206,8 +1166,8 @@ func (n *Node) NextWake() time.Duration {
 	for _, pp := range n.pendingPeers {
 		lower(pp.at)
 	}
-	if n.prop != nil {
-		lower(n.prop.deadline)
+	if p := n.roster.prop; p != nil {
+		lower(p.deadline)
 	}
 	return w
 }
@@ -1228,13 +1188,7 @@ func (n *Node) Tick(now time.Duration) {
 		n.pendingPeers = rest
 	}
 	n.tickClaim(now)
-	if p := n.prop; p != nil && now >= p.deadline {
-		if p.epoch == 0 && n.st.Roster.Epoch == 0 {
-			n.bootLast = fmt.Sprintf("no roster: the last proposal of the first roster %v got %d of %d promises, %d of %d accepted; retrying",
-				p.value, len(p.promises), n.need, len(p.accepted), n.need)
-		}
-		n.prop = nil
-	}
+	n.roster.expire(now)
 	if now >= n.nextHouse {
 		n.nextHouse = now + n.t.Renew
 		n.housekeeping(now)
