@@ -137,15 +137,7 @@ type Node struct {
 	lastNow      time.Duration // time of the last input
 	progressAt   time.Duration // last change of what decides who goes next (SkipAfter)
 
-	// Health gates (gates.go): the view derived from the rows (nil: to be
-	// rebuilt), the runs of the gates this host evaluates, the states it
-	// publishes in its row, the gen they are of, and the hold of a host
-	// whose host gates run after its lifecycle succeeded.
-	gview   *gateView
-	gruns   map[gateKey]*gateRun
-	gateOwn map[gateKey]GateState
-	gateGen uint64
-	hold    *holdState
+	gating gating // the health gates (gates.go)
 
 	stats Stats
 
@@ -207,15 +199,11 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		r.Phase, r.Result = PhaseRollbackFailed, "interrupted: the agent restarted during the rollback"
 	}
 	n.self.row = r
+	var gen uint64
 	if !n.st.Flag.Paused {
-		n.gateGen = n.st.Flag.Clock
+		gen = n.st.Flag.Clock
 	}
-	for _, g := range r.Gates { // resumed by syncGates from its own last state
-		if n.gateOwn == nil {
-			n.gateOwn = map[gateKey]GateState{}
-		}
-		n.gateOwn[gateKey{g.Name, g.Step}] = g
-	}
+	n.gating.restore(r.Gates, gen) // resumed by syncGates from its own last state
 	n.roster = newRosterKeeper(cfg, &n.st, now)
 	n.st.Roster, n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Roster{}, Ballot{}, Ballot{}, nil, "" // kept by n.roster
 	n.rosterSet()
@@ -306,13 +294,14 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 		for _, p := range n.peers {
 			p.skipped = false
 		}
-		if n.hold != nil { // host gates of an earlier target: moot
-			n.hold = nil
+		if n.gating.hold != nil { // host gates of an earlier target: moot
+			n.gating.hold = nil
 			n.releaseClaim(now, "")
 		}
 		r := &n.self.row
 		if r.Revision != t.rev || r.Attempt != t.attempt {
-			n.gruns, n.gateOwn, r.Gates = nil, nil, nil
+			n.gating.reset()
+			r.Gates = nil
 			r.Revision, r.Attempt, r.Result, r.Halted = t.rev, t.attempt, "", false
 			if h, ok := n.st.Halted[t.rev]; ok && h.Attempt == t.attempt {
 				r.Halted = true
@@ -442,7 +431,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 			// until they do (gates.go): the next host waits.
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Event, r.Result = "host gates", ""
-			n.hold = &holdState{rev: run.rev}
+			n.gating.hold = &holdState{rev: run.rev}
 			n.dirty = true
 			n.writeRow(now)
 			n.evaluate(now)
@@ -709,7 +698,7 @@ func (n *Node) update(p *peer, now time.Duration) {
 	c := n.contribOf(p, now)
 	n.apply(p, p.c, -1)
 	n.apply(p, c, +1)
-	n.gview = nil
+	n.gating.invalidate()
 	if c.occupies != p.c.occupies || c.runningR != p.c.runningR || c.installedR != p.c.installedR ||
 		c.eligible != p.c.eligible || c.rbEligible != p.c.rbEligible {
 		n.progressAt = now // something that decides who goes next changed
@@ -757,11 +746,11 @@ func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deploymen
 // evaluate decides whether to start something now, then which gates this
 // host evaluates. It is called after every input.
 func (n *Node) evaluate(now time.Duration) {
-	if n.hold != nil && (n.halted() || n.haltSeen > 0) {
+	if n.gating.hold != nil && (n.halted() || n.haltSeen > 0) {
 		n.endHold(now, true, "") // the rollout halted: rollbacks are never gated
 	}
 	n.evaluateStarts(now)
-	if n.gated() || len(n.gruns) > 0 {
+	if n.gated() || len(n.gating.runs) > 0 {
 		n.syncGates(now)
 	}
 }
@@ -1033,7 +1022,7 @@ func (n *Node) lastGood() string {
 // is installed, or the rollout halted (and this host rolled back if it had
 // to), or this host failed it. Used by the simulator to decide completion.
 func (n *Node) Settled() bool {
-	if n.hold != nil || len(n.gruns) > 0 { // gates it evaluates decide yet
+	if n.gating.hold != nil || len(n.gating.runs) > 0 { // gates it evaluates decide yet
 		return false
 	}
 	if n.run != nil || n.claimant.cur != nil || !n.tgt.set {
@@ -1200,7 +1189,7 @@ func (n *Node) Tick(now time.Duration) {
 func (n *Node) Debug() string {
 	g := ""
 	if n.gated() {
-		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gruns))
+		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gating.runs))
 	}
 	return g + fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
 		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.claimant.notBefore, n.lastNow, n.claimant.cur != nil, n.run != nil)
