@@ -28,7 +28,7 @@ func (n *Node) startClaim(now time.Duration, slot uint32, rollback bool, rev str
 // it is one of the voters asked, answers it first.
 func (n *Node) claimRound(now time.Duration) {
 	c := n.claimant.cur
-	m := c.newRound(now, n.t.ClaimTimeout, n.tgt.rev, n.tgt.attempt)
+	m := c.newRound(now, n.t.ClaimTimeout, n.strat.tgt.rev, n.strat.tgt.attempt)
 	if n.roster.isMember && slices.Contains(c.voters, n.cfg.Host) {
 		g := n.grant(now, n.cfg.Host, &m)
 		g.From = n.cfg.Host
@@ -68,8 +68,8 @@ func (n *Node) sendTo(hosts []string, m Message) {
 // carries the failures this host knows for the claim's revision.
 func (n *Node) grant(now time.Duration, from string, m *Message) Message {
 	reply := Message{Kind: KindGrant, Epoch: n.roster.cur.Epoch, Slot: m.Slot, Claim: m.Claim, Round: m.Round, Revision: m.Revision, Attempt: m.Attempt}
-	if m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt && len(n.failed) > 0 {
-		for h := range n.failed {
+	if m.Revision == n.strat.tgt.rev && m.Attempt == n.strat.tgt.attempt && len(n.strat.failed) > 0 {
+		for h := range n.strat.failed {
 			if len(reply.Failed) >= 32 {
 				break
 			}
@@ -108,8 +108,8 @@ func (n *Node) onClaim(now time.Duration, m *Message) {
 
 func (n *Node) onGrant(now time.Duration, m Message) {
 	for _, h := range m.Failed {
-		if !n.failed[h] && m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt {
-			n.failed[h] = true
+		if !n.strat.failed[h] && m.Revision == n.strat.tgt.rev && m.Attempt == n.strat.tgt.attempt {
+			n.strat.failed[h] = true
 		}
 	}
 	c := n.claimant.cur
@@ -129,7 +129,7 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 			return
 		}
 		c.acquire(now, n.t.Renew)
-		run := &runState{rev: c.rev, attempt: n.tgt.attempt, rollback: c.rollback}
+		run := &runState{rev: c.rev, attempt: n.strat.tgt.attempt, rollback: c.rollback}
 		n.claimant.retries = 0
 		n.startRun(now, run, Decision{Fence: c.fence})
 		// The voters asked (most of the group) learn at once that this
@@ -154,9 +154,9 @@ func (n *Node) onGrant(now time.Duration, m Message) {
 // same backoff they would split the votes for ever (fault seed 1008 of the
 // simulator at 10% loss).
 func (n *Node) abandonClaim(now time.Duration) {
-	pos := n.waitBefore
+	pos := n.strat.waitBefore
 	if n.claimant.cur.rollback {
-		pos = n.rbWaitBefore
+		pos = n.strat.rbWaitBefore
 	}
 	n.releaseClaim(now, "")
 	n.claimant.backoff(now, n.cfg.Host, pos, n.t.ClaimTimeout)
@@ -173,7 +173,7 @@ func (n *Node) releaseClaim(now time.Duration, result string) {
 		r.Released = c.id
 	}
 	r.Claim, r.Slot = 0, 0
-	n.claimant.queueRelease(Message{Kind: KindRelease, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Revision: n.tgt.rev, Attempt: n.tgt.attempt, Result: result}, c.voters)
+	n.claimant.queueRelease(Message{Kind: KindRelease, Epoch: c.epoch, Slot: c.slot, Claim: c.id, Revision: n.strat.tgt.rev, Attempt: n.strat.tgt.attempt, Result: result}, c.voters)
 }
 
 // flushRelease sends a pending Release with the row written after it, so
@@ -194,8 +194,8 @@ func (n *Node) onRelease(now time.Duration, m *Message) {
 	if n.voter.release(m.From, m.Slot, m.Claim) && n.frozen() {
 		n.writeRow(now) // may have become drained
 	}
-	if m.Result == "failed" && m.Revision == n.tgt.rev && m.Attempt == n.tgt.attempt {
-		n.failed[m.From] = true
+	if m.Result == "failed" && m.Revision == n.strat.tgt.rev && m.Attempt == n.strat.tgt.attempt {
+		n.strat.failed[m.From] = true
 	}
 }
 
@@ -210,7 +210,7 @@ func (n *Node) tickClaim(now time.Duration) {
 	case tickRecheck:
 		// The same round again: a grant still counts from the round's
 		// first send, so nothing about validity changes (§3).
-		n.sendTo(to, c.message(n.tgt.rev, n.tgt.attempt))
+		n.sendTo(to, c.message(n.strat.tgt.rev, n.strat.tgt.attempt))
 	case tickLapsed:
 		// Lease lost: stop now; the fence (A3) stops the hooks at this
 		// instant too. The claim is not released yet: the lifecycle is

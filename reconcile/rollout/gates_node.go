@@ -11,7 +11,7 @@ import (
 // target and the group, publishes the gate states in its own row, and acts
 // on verdicts (halt, pause, the end of a hold).
 
-func (n *Node) gated() bool { return n.tgt.set && len(n.st.Desired.Deployment.Gates) > 0 }
+func (n *Node) gated() bool { return n.strat.tgt.set && len(n.st.Desired.Deployment.Gates) > 0 }
 
 func (n *Node) hasGates(w manifest.When) bool {
 	c := gateCtx{gates: n.st.Desired.Deployment.Gates}
@@ -26,7 +26,7 @@ func (n *Node) gateCtx() *gateCtx {
 			n.peer(m)
 		}
 	}
-	return &gateCtx{host: n.cfg.Host, rev: n.tgt.rev, attempt: n.tgt.attempt, gates: n.st.Desired.Deployment.Gates, pol: n.pol, peers: n.peers, self: n.self}
+	return &gateCtx{host: n.cfg.Host, rev: n.strat.tgt.rev, attempt: n.strat.tgt.attempt, gates: n.st.Desired.Deployment.Gates, pol: n.strat.pol, peers: n.peers, self: n.self}
 }
 
 // view returns the gate view, rebuilt if something changed.
@@ -63,7 +63,7 @@ func (n *Node) GateStep() int {
 }
 
 // Evaluating returns the gates this host samples now, in a stable order.
-func (n *Node) Evaluating() []GateJob { return n.gating.jobs(n.tgt.rev) }
+func (n *Node) Evaluating() []GateJob { return n.gating.jobs(n.strat.tgt.rev) }
 
 // GateSample feeds one sample of gate name for step, taken by this host
 // for a job of Evaluating. A sample of a gate this host does not evaluate
@@ -93,20 +93,6 @@ func (n *Node) GateSample(now time.Duration, name string, step int, s gate.Sampl
 		}
 	}
 	n.evaluate(now)
-}
-
-// halt halts the target attempt (the path of PROTOCOL.md §5).
-func (n *Node) halt(now time.Duration) {
-	if n.halted() {
-		return
-	}
-	if n.st.Halted == nil {
-		n.st.Halted = map[string]Halt{}
-	}
-	n.st.Halted[n.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.tgt.attempt}
-	n.dirty = true
-	n.self.row.Halted = true
-	n.writeRow(now)
 }
 
 // endHold ends a host's wait for its host gates: passed, its run succeeded

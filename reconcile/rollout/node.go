@@ -55,33 +55,6 @@ type stageKey struct {
 	event   string
 }
 
-// contrib is a peer's contribution to the Node's counters, so that one row
-// update costs O(1), not a pass over the group.
-type contrib struct {
-	counted        bool
-	runningR       bool // running the target revision (or rolling it back)
-	installedR     bool
-	eligible       bool // waiting for the target, reachable
-	rbEligible     bool // succeeded or failed on the target attempt, reachable
-	unreachWaiting bool
-	occupies       bool
-	slot           uint32
-	unhealthy      bool // running anything
-	halted         bool // the row says the target attempt halted
-	acc            accKey
-	waiting        bool // waiting for the target, reachable
-	rbCandidate    bool // succeeded or failed on the target attempt, reachable (passed over or not)
-	joiner         bool // alive, has a row, not a voter
-	memberGone     bool // a voter memberlist reports dead
-	memberLeft     bool // a voter that left gracefully
-}
-
-type target struct {
-	rev     string
-	attempt uint32
-	set     bool
-}
-
 type runState struct {
 	id       string
 	rev      string
@@ -107,35 +80,16 @@ type Node struct {
 	self   *peer
 	roster rosterKeeper // the roster, its changes and its bootstrap (roster.go)
 
-	tgt     target
-	pol     Policy
-	counter uint32 // row/claim counter within this incarnation
-
-	// counters over peers (self included) for the target
-	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
-	waitingAll, joiners, membersGone, membersLeft             int
-	eligBefore, rbEligBefore                                  int
-	// waitBefore, rbWaitBefore: the same, counting hosts passed over too:
-	// the position in the order that claim backoffs use, so that hosts
-	// that all passed over everyone ahead do not back off alike and duel.
-	waitBefore, rbWaitBefore int
-	occupied                 map[uint32]int
-	failed                   map[string]bool // hosts known to have failed the target attempt
+	strat   strategy // the target, its policy and the counters over the group (strategy.go)
+	counter uint32   // row/claim counter within this incarnation
 
 	voter    voter    // the grantor's side of the slots (slots.go)
 	claimant claimant // the holder's side
 	run      *runState
 
-	bakeFrom time.Duration // 0: canary step not complete in view
-
-	freshFails     int           // a fresh host's failed slotless installs in a row
-	aborts         int           // lifecycles of the target attempt stopped because their lease lapsed
-	freshNotBefore time.Duration // and when it may try again
-
 	nextHouse    time.Duration
 	pendingPeers []pendingPeer
 	lastNow      time.Duration // time of the last input
-	progressAt   time.Duration // last change of what decides who goes next (SkipAfter)
 
 	gating gating // the health gates (gates.go)
 
@@ -172,14 +126,13 @@ type pendingPeer struct {
 // flag does.
 func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 	n := &Node{
-		cfg:      cfg,
-		t:        cfg.Timing,
-		st:       st.Clone(),
-		peers:    map[string]*peer{},
-		rows:     newRowIndex(),
-		occupied: map[uint32]int{},
-		failed:   map[string]bool{},
-		voter:    newVoter(),
+		cfg:   cfg,
+		t:     cfg.Timing,
+		st:    st.Clone(),
+		peers: map[string]*peer{},
+		rows:  newRowIndex(),
+		strat: newStrategy(),
+		voter: newVoter(),
 	}
 	if n.st.Incarnation > 0 {
 		// An earlier incarnation may have granted leases we no longer know.
@@ -285,12 +238,8 @@ func (n *Node) SetDesired(now time.Duration, d Desired) {
 func (n *Node) applyDesired(now time.Duration, d Desired) {
 	attempt := attemptOf(d.ManifestID)
 	t := target{rev: d.Revision, attempt: attempt, set: true}
-	changed := t != n.tgt
+	changed := n.strat.retarget(t)
 	if changed {
-		n.tgt = t
-		n.bakeFrom = 0
-		n.aborts = 0
-		n.failed = map[string]bool{}
 		for _, p := range n.peers {
 			p.skipped = false
 		}
@@ -313,7 +262,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 			}
 		}
 	}
-	n.pol = Resolve(d.Deployment, len(n.roster.cur.Members))
+	n.strat.pol = Resolve(d.Deployment, len(n.roster.cur.Members))
 	n.recount(now)
 	if changed {
 		// Until the other hosts' waiting rows arrive every host believes it
@@ -394,12 +343,12 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	case run.slotless:
 		if ok {
 			r.Previous, r.Installed = r.Installed, run.rev
-			n.freshFails = 0
+			n.strat.freshFails = 0
 		} else {
 			// Try again, but not in a loop: a bundle that fails on this
 			// host would otherwise be redeployed back to back.
-			n.freshFails++
-			n.freshNotBefore = now + freshBackoff(n.t, n.freshFails)
+			n.strat.freshFails++
+			n.strat.freshNotBefore = now + freshBackoff(n.t, n.strat.freshFails)
 		}
 		if r.Installed == r.Revision {
 			r.Phase = PhaseSucceeded
@@ -426,7 +375,7 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		// that a host that can never keep a lease does not loop for ever.
 		lapsed := run.aborted || n.claimant.cur != nil && now >= n.claimant.cur.holdUntil()
 		switch {
-		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.haltSeen == 0:
+		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.strat.haltSeen == 0:
 			// Installed; the host gates decide, and the slot is held
 			// until they do (gates.go): the next host waits.
 			r.Previous, r.Installed = r.Installed, run.rev
@@ -439,10 +388,10 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		case ok && !lapsed:
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Phase = PhaseSucceeded
-		case lapsed && n.aborts < maxAborts:
-			n.aborts++
+		case lapsed && n.strat.aborts < maxAborts:
+			n.strat.aborts++
 			r.Phase = PhaseWaiting
-			r.Result = fmt.Sprintf("aborted: slot lease lost; will take its turn again (%d of %d)", n.aborts, maxAborts)
+			r.Result = fmt.Sprintf("aborted: slot lease lost; will take its turn again (%d of %d)", n.strat.aborts, maxAborts)
 			if result != "" {
 				r.Result += ": " + result
 			}
@@ -585,7 +534,7 @@ func (n *Node) peer(host string) *peer {
 	p := n.peers[host]
 	if p == nil {
 		p = &peer{host: host, reach: ReachAlive, member: n.roster.members[host]}
-		p.rank, p.rbRank = n.ranks(host, p.member)
+		p.rank, p.rbRank = n.strat.ranks(host, p.member)
 		n.peers[host] = p
 	}
 	return p
@@ -593,116 +542,18 @@ func (n *Node) peer(host string) *peer {
 
 // ---- counters ----
 
-func (n *Node) ranks(host string, member bool) (uint64, uint64) {
-	r := hash2(n.tgt.rev, host) >> 1
-	rb := hash2("rollback\x00"+n.tgt.rev, host) >> 1
-	if !member {
-		r |= 1 << 63
-		rb |= 1 << 63
-	}
-	return r, rb
-}
-
-func (n *Node) contribOf(p *peer, now time.Duration) contrib {
-	var c contrib
-	if p.member && p != n.self && p.reach == ReachDead {
-		c.counted, c.memberGone = true, true
-	}
-	if p.member && p != n.self && p.reach == ReachLeft {
-		c.counted, c.memberLeft = true, true
-	}
-	if !p.hasRow || p.reach == ReachLeft {
-		return c
-	}
-	r := &p.row
-	c.joiner = !p.member && p.reach == ReachAlive
-	c.counted = true
-	gone := !p.reach.Reachable()
-	// A running host counts as unhealthy while it may still be running: when
-	// reachable, and for the lease bound after it became unreachable.
-	mayRun := r.Phase.Running() && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease)
-	c.unhealthy = mayRun
-	if (p.member || n.roster.cur.Epoch == 0 && n.cfg.BootstrapExpect > 0) && r.Epoch == n.roster.cur.Epoch && r.Drained && !r.AccBallot.IsZero() {
-		c.acc = accKey{r.AccBallot, r.AccHash}
-	}
-	if mayRun && r.Claim != 0 {
-		c.occupies, c.slot = true, r.Slot
-	}
-	if !n.tgt.set || r.Revision != n.tgt.rev {
-		c.installedR = n.tgt.set && r.Installed == n.tgt.rev
-		return c
-	}
-	c.installedR = r.Installed == n.tgt.rev
-	c.runningR = r.Phase == PhaseRunning
-	sameAttempt := r.Attempt == n.tgt.attempt
-	c.halted = sameAttempt && r.Halted
-	if r.Phase == PhaseWaiting && sameAttempt {
-		c.eligible = !gone && !p.skipped
-		c.waiting = !gone
-		c.unreachWaiting = gone
-	}
-	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
-		c.rbEligible = !p.skipped
-		c.rbCandidate = true
-	}
-	return c
-}
-
-func (n *Node) apply(p *peer, c contrib, d int) {
-	if !c.counted {
-		return
-	}
-	b := func(v bool) int {
-		if v {
-			return d
-		}
-		return 0
-	}
-	n.runningR += b(c.runningR)
-	n.installedR += b(c.installedR)
-	n.unreachWaiting += b(c.unreachWaiting)
-	n.unhealthy += b(c.unhealthy)
-	n.haltSeen += b(c.halted)
-	n.waitingAll += b(c.waiting)
-	n.joiners += b(c.joiner)
-	n.membersGone += b(c.memberGone)
-	n.membersLeft += b(c.memberLeft)
-	n.roster.countDrained(c.acc, d)
-	if p != n.self {
-		if c.eligible && p.rank < n.self.rank {
-			n.eligBefore += d
-		}
-		if c.rbEligible && p.rbRank < n.self.rbRank {
-			n.rbEligBefore += d
-		}
-		if c.waiting && p.rank < n.self.rank {
-			n.waitBefore += d
-		}
-		if c.rbCandidate && p.rbRank < n.self.rbRank {
-			n.rbWaitBefore += d
-		}
-	}
-	if c.occupies {
-		n.occupied[c.slot] += d
-		if n.occupied[c.slot] == 0 {
-			delete(n.occupied, c.slot)
-		}
-	}
-}
-
 // update recounts one peer's contribution.
 func (n *Node) update(p *peer, now time.Duration) {
 	if k := (stageKey{p.row.Revision, p.row.Attempt, p.row.Phase, p.row.Event}); k != p.stage {
 		p.stage, p.changed = k, now
 	}
-	c := n.contribOf(p, now)
-	n.apply(p, p.c, -1)
-	n.apply(p, c, +1)
+	c := n.strat.contribOf(p, now, n.self, n.roster.cur.Epoch, n.cfg.BootstrapExpect > 0, n.t.Lease)
+	n.strat.apply(p, n.self, p.c, -1)
+	n.roster.countDrained(p.c.acc, -1)
+	n.strat.apply(p, n.self, c, +1)
+	n.roster.countDrained(c.acc, +1)
 	n.gating.invalidate()
-	if c.occupies != p.c.occupies || c.runningR != p.c.runningR || c.installedR != p.c.installedR ||
-		c.eligible != p.c.eligible || c.rbEligible != p.c.rbEligible {
-		n.progressAt = now // something that decides who goes next changed
-	}
+	n.strat.moved(now, p.c, c)
 	p.c = c
 	if (c.occupies || c.unhealthy) && p != n.self && !p.reach.Reachable() && p.reach != ReachSuspect {
 		// It counts as running only for the lease bound after it became
@@ -710,25 +561,21 @@ func (n *Node) update(p *peer, now time.Duration) {
 		// came first (a row of a host already dead was counted for good).
 		n.recountAt(p.since+n.t.Lease, p.host)
 	}
-	if p.hasRow && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt &&
+	if p.hasRow && p.row.Revision == n.strat.tgt.rev && p.row.Attempt == n.strat.tgt.attempt &&
 		p.row.Phase == PhaseFailed {
-		n.failed[p.host] = true
+		n.strat.failed[p.host] = true
 	}
 }
 
 // recount rebuilds every counter (target or roster changed).
 func (n *Node) recount(now time.Duration) {
-	n.runningR, n.installedR, n.unreachWaiting, n.unhealthy, n.haltSeen = 0, 0, 0, 0, 0
-	n.waitingAll, n.joiners, n.membersGone, n.membersLeft = 0, 0, 0, 0
-	n.eligBefore, n.rbEligBefore, n.waitBefore, n.rbWaitBefore = 0, 0, 0, 0
-	n.occupied = map[uint32]int{}
+	n.strat.resetCounts(now)
 	n.roster.resetDrained()
 	for _, p := range n.peers {
 		p.member = n.roster.members[p.host]
-		p.rank, p.rbRank = n.ranks(p.host, p.member)
+		p.rank, p.rbRank = n.strat.ranks(p.host, p.member)
 		p.c = contrib{}
 	}
-	n.progressAt = now
 	for _, p := range n.peers {
 		n.update(p, now)
 	}
@@ -736,9 +583,20 @@ func (n *Node) recount(now time.Duration) {
 
 // ---- strategy ----
 
-func (n *Node) halted() bool {
-	h, ok := n.st.Halted[n.tgt.rev]
-	return ok && h.Attempt == n.tgt.attempt
+func (n *Node) halted() bool { return n.strat.halted(n.st.Halted) }
+
+// halt halts the target attempt (the path of PROTOCOL.md §5).
+func (n *Node) halt(now time.Duration) {
+	if n.halted() {
+		return
+	}
+	if n.st.Halted == nil {
+		n.st.Halted = map[string]Halt{}
+	}
+	n.st.Halted[n.strat.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.strat.tgt.attempt}
+	n.dirty = true
+	n.self.row.Halted = true
+	n.writeRow(now)
 }
 
 func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deployment.Paused }
@@ -746,7 +604,7 @@ func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deploymen
 // evaluate decides whether to start something now, then which gates this
 // host evaluates. It is called after every input.
 func (n *Node) evaluate(now time.Duration) {
-	if n.gating.hold != nil && (n.halted() || n.haltSeen > 0) {
+	if n.gating.hold != nil && (n.halted() || n.strat.haltSeen > 0) {
 		n.endHold(now, true, "") // the rollout halted: rollbacks are never gated
 	}
 	n.evaluateStarts(now)
@@ -765,91 +623,66 @@ func (n *Node) evaluateStarts(now time.Duration) {
 	if n.claimant.cur != nil {
 		n.tickClaim(now) // deadlines that passed while other inputs arrived
 	}
-	if !n.tgt.set || n.run != nil || n.claimant.cur != nil {
+	if !n.strat.tgt.set || n.run != nil || n.claimant.cur != nil {
 		return
 	}
 	me := &n.self.row
 	if me.Installed == "" {
-		if now < n.freshNotBefore {
+		if now < n.strat.freshNotBefore {
 			return // backing off after a failed install
 		}
-		if rev := n.lastGood(); rev != "" {
-			n.startRun(now, &runState{rev: rev, attempt: n.tgt.attempt, slotless: true}, Decision{Slotless: true})
+		if rev := n.strat.lastGood(n.peers, n.self, n.halted()); rev != "" {
+			n.startRun(now, &runState{rev: rev, attempt: n.strat.tgt.attempt, slotless: true}, Decision{Slotless: true})
 		}
 		return
 	}
 	if n.roster.cur.Epoch == 0 {
 		return // no voters known yet
 	}
-	if !n.halted() && (n.pol.Halts(len(n.failed)) || n.haltSeen > 0) {
-		if n.st.Halted == nil {
-			n.st.Halted = map[string]Halt{}
-		}
-		n.st.Halted[n.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.tgt.attempt}
-		n.dirty = true
-		me.Halted = true
-		n.writeRow(now)
+	if n.strat.halts(n.halted()) {
+		n.halt(now)
 	}
 	if n.halted() {
-		if n.pol.Rollback && me.Revision == n.tgt.rev && me.Attempt == n.tgt.attempt &&
+		if n.strat.pol.Rollback && me.Revision == n.strat.tgt.rev && me.Attempt == n.strat.tgt.attempt &&
 			(me.Phase == PhaseSucceeded || me.Phase == PhaseFailed) && !n.paused() {
 			to := me.Installed
-			if me.Phase == PhaseSucceeded || me.Installed == n.tgt.rev { // a host gate failed after it installed
+			if me.Phase == PhaseSucceeded || me.Installed == n.strat.tgt.rev { // a host gate failed after it installed
 				to = me.Previous
 			}
-			if to == "" || to == n.tgt.rev {
+			if to == "" || to == n.strat.tgt.rev {
 				me.Phase = PhaseRolledBack
 				n.writeRow(now)
 				return
 			}
-			if free := n.freeSlots(n.pol.Window); n.rbEligBefore >= free && n.skipStalled(now, true, free) {
+			if free := n.strat.freeSlots(n.strat.pol.Window); n.strat.rbEligBefore >= free && n.skipStalled(now, true, free) {
 				n.evaluate(now) // recounted
 				return
 			}
-			n.tryClaim(now, true, to, n.rbEligBefore, n.pol.Window)
+			n.tryClaim(now, true, to, n.strat.rbEligBefore, n.strat.pol.Window)
 		}
 		return
 	}
-	if me.Phase != PhaseWaiting || me.Installed == n.tgt.rev || n.paused() {
+	if me.Phase != PhaseWaiting || me.Installed == n.strat.tgt.rev || n.paused() {
 		return
 	}
 	if n.gated() && !n.gatesAllow() {
 		return // a step before this host's has not passed its gates
 	}
-	if n.pol.Window == 0 { // all-at-once: the window is the group
-		n.startRun(now, &runState{rev: n.tgt.rev, attempt: n.tgt.attempt}, Decision{})
+	if n.strat.pol.Window == 0 { // all-at-once: the window is the group
+		n.startRun(now, &runState{rev: n.strat.tgt.rev, attempt: n.strat.tgt.attempt}, Decision{})
 		return
 	}
-	window := n.pol.Window
-	budget := 1 << 30
-	if n.pol.Strategy == manifest.Canary {
-		if n.installedR < n.pol.Canary {
-			window = n.pol.Canary
-			budget = n.pol.Canary - n.installedR - n.runningR
-			n.bakeFrom = 0
-		} else {
-			if n.bakeFrom == 0 {
-				n.bakeFrom = now
-			}
-			if now < n.bakeFrom+n.st.Desired.Deployment.Bake {
-				return
-			}
-		}
+	window, budget, ok := n.strat.forward(now, n.st.Desired.Deployment.Bake)
+	if !ok {
+		return // the canary step bakes
 	}
-	if n.pol.MinHealthyGate >= 0 {
-		unhealthy := n.unhealthy + len(n.failed)
-		if n.pol.Explicit {
-			unhealthy += n.unreachWaiting
-		}
-		budget = min(budget, n.pol.N-n.pol.MinHealthyGate-unhealthy)
-	}
-	if free := n.freeSlots(window); n.eligBefore >= budget || n.eligBefore >= free {
+	if free := n.strat.freeSlots(window); n.strat.eligBefore >= budget || n.strat.eligBefore >= free {
 		if n.skipStalled(now, false, min(budget, free)) {
 			n.evaluate(now) // recounted
 		}
 		return
 	}
-	n.tryClaim(now, false, n.tgt.rev, n.eligBefore, window)
+	n.tryClaim(now, false, n.strat.tgt.rev, n.strat.eligBefore, window)
 }
 
 // skipStalled passes over the hosts ahead of this one in the order when
@@ -863,28 +696,10 @@ func (n *Node) evaluateStarts(now time.Duration) {
 // budget is how many hosts may start now; the first budget hosts ahead are
 // the ones passed over. It reports whether it changed anything.
 func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
-	if n.t.SkipAfter <= 0 || now < n.progressAt+n.t.SkipAfter || now < n.claimant.notBefore || budget <= 0 {
+	if n.t.SkipAfter <= 0 || now < n.strat.progressAt+n.t.SkipAfter || now < n.claimant.notBefore || budget <= 0 {
 		return false
 	}
-	// Only the hosts whose turn it is (the first `budget` ahead) are passed
-	// over, so that every host's view names the same next host; passing
-	// over everyone ahead would make them all claim at once.
-	var ahead []*peer
-	for _, p := range n.peers {
-		if p == n.self || p.skipped {
-			continue
-		}
-		if rollback && p.c.rbEligible && p.rbRank < n.self.rbRank || !rollback && p.c.eligible && p.rank < n.self.rank {
-			ahead = append(ahead, p)
-		}
-	}
-	slices.SortFunc(ahead, func(a, b *peer) int {
-		if rollback {
-			return cmpRank(a.rbRank, b.rbRank)
-		}
-		return cmpRank(a.rank, b.rank)
-	})
-	ahead = ahead[:min(len(ahead), budget)]
+	ahead := passOver(n.peers, n.self, rollback, budget)
 	for _, p := range ahead {
 		p.skipped = true
 		n.update(p, now)
@@ -893,48 +708,13 @@ func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
 	return len(ahead) > 0
 }
 
-func cmpRank(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// freeSlots counts the slots of the window no host occupies in this view.
-func (n *Node) freeSlots(window int) int {
-	if window == 0 {
-		window = n.pol.N
-	}
-	free := window
-	for s := range n.occupied { // only slots with a count above zero are kept
-		if s < uint32(window) {
-			free--
-		}
-	}
-	return free
-}
-
 // tryClaim claims the free slot of index pos if there is one.
 func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, window int) {
-	if window == 0 {
-		window = n.pol.N
-	}
 	if now < n.claimant.notBefore {
 		return
 	}
-	free := 0
-	for s := uint32(0); s < uint32(window); s++ {
-		if n.occupied[s] > 0 {
-			continue
-		}
-		if free == pos {
-			n.startClaim(now, s, rollback, rev)
-			return
-		}
-		free++
+	if s, ok := n.strat.freeSlot(pos, window); ok {
+		n.startClaim(now, s, rollback, rev)
 	}
 }
 
@@ -972,51 +752,6 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	n.writeRow(now)
 }
 
-// freshBackoff is how long a fresh host waits after its fails-th failed
-// install in a row: the claim timeout doubled each time, at most 5 minutes.
-func freshBackoff(t Timing, fails int) time.Duration {
-	return min(t.ClaimTimeout<<min(fails, 20), 5*time.Minute)
-}
-
-// lastGood is the revision a fresh host installs without a slot: the target
-// when its rollout is not under way (or nobody has anything), otherwise the
-// revision most hosts have installed. Only hosts that have something
-// installed say whether a rollout is under way: a fresh host's row is
-// "waiting" for the target while it installs without a slot, and if that
-// counted, fresh hosts of a new group would wait for each other forever.
-func (n *Node) lastGood() string {
-	counts := map[string]int{}
-	inFlight := false
-	for _, p := range n.peers {
-		if p == n.self || !p.hasRow || p.row.Installed == "" {
-			continue
-		}
-		counts[p.row.Installed]++
-		if p.row.Revision == n.tgt.rev && (p.row.Phase == PhaseWaiting || p.row.Phase.Running() || p.row.Phase == PhaseFailed) {
-			inFlight = true
-		}
-	}
-	if n.halted() {
-		inFlight = true
-	}
-	if len(counts) == 0 || (!inFlight && counts[n.tgt.rev] > 0) {
-		if n.halted() {
-			return ""
-		}
-		return n.tgt.rev
-	}
-	best, bc := "", -1
-	for rev, c := range counts {
-		if rev == n.tgt.rev && inFlight {
-			continue
-		}
-		if c > bc || c == bc && rev < best {
-			best, bc = rev, c
-		}
-	}
-	return best
-}
-
 // Settled reports whether this host has nothing left to do for its target:
 // no deployment, claim or gate evaluation in flight, and either the target
 // is installed, or the rollout halted (and this host rolled back if it had
@@ -1025,20 +760,20 @@ func (n *Node) Settled() bool {
 	if n.gating.hold != nil || len(n.gating.runs) > 0 { // gates it evaluates decide yet
 		return false
 	}
-	if n.run != nil || n.claimant.cur != nil || !n.tgt.set {
+	if n.run != nil || n.claimant.cur != nil || !n.strat.tgt.set {
 		return n.run == nil && n.claimant.cur == nil
 	}
 	r := n.self.row
-	if r.Installed == n.tgt.rev && !n.halted() {
+	if r.Installed == n.strat.tgt.rev && !n.halted() {
 		return true
 	}
 	switch r.Phase {
 	case PhaseRolledBack, PhaseRollbackFailed:
 		return true
 	case PhaseFailed:
-		return !n.halted() || !n.pol.Rollback
+		return !n.halted() || !n.strat.pol.Rollback
 	case PhaseSucceeded:
-		return n.halted() && !n.pol.Rollback
+		return n.halted() && !n.strat.pol.Rollback
 	case PhaseWaiting:
 		return n.halted()
 	}
@@ -1144,12 +879,12 @@ func (n *Node) NextWake() time.Duration {
 	}
 	if n.claimant.cur == nil && n.run == nil {
 		lower(n.claimant.notBefore)
-		lower(n.freshNotBefore)
-		if n.t.SkipAfter > 0 && (n.eligBefore > 0 || n.rbEligBefore > 0) {
-			lower(n.progressAt + n.t.SkipAfter)
+		lower(n.strat.freshNotBefore)
+		if n.t.SkipAfter > 0 && (n.strat.eligBefore > 0 || n.strat.rbEligBefore > 0) {
+			lower(n.strat.progressAt + n.t.SkipAfter)
 		}
-		if n.bakeFrom > 0 {
-			lower(n.bakeFrom + n.st.Desired.Deployment.Bake)
+		if n.strat.bakeFrom > 0 {
+			lower(n.strat.bakeFrom + n.st.Desired.Deployment.Bake)
 		}
 	}
 	for _, pp := range n.pendingPeers {
@@ -1192,5 +927,5 @@ func (n *Node) Debug() string {
 		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gating.runs))
 	}
 	return g + fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
-		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.claimant.notBefore, n.lastNow, n.claimant.cur != nil, n.run != nil)
+		n.strat.tgt, n.strat.pol, n.strat.eligBefore, n.strat.rbEligBefore, n.strat.runningR, n.strat.installedR, n.strat.unhealthy, n.strat.unreachWaiting, n.strat.occupied, n.strat.failed, n.halted(), n.claimant.notBefore, n.lastNow, n.claimant.cur != nil, n.run != nil)
 }

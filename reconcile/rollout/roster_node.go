@@ -19,8 +19,8 @@ func (n *Node) adoptRoster(now time.Duration, r Roster) {
 // rosterSet follows a change of the roster: the policy is resolved against
 // its size, and this host's own peer says whether it is a voter.
 func (n *Node) rosterSet() {
-	if n.tgt.set {
-		n.pol = Resolve(n.st.Desired.Deployment, len(n.roster.cur.Members))
+	if n.strat.tgt.set {
+		n.strat.pol = Resolve(n.st.Desired.Deployment, len(n.roster.cur.Members))
 	}
 	n.self.member = n.roster.isMember
 }
@@ -75,7 +75,7 @@ func (n *Node) housekeeping(now time.Duration) {
 		return
 	}
 	hold := n.halted() || n.paused()
-	c := groupCounts{quiet: n.unhealthy == 0 && (n.waitingAll == 0 || hold), joiners: n.joiners, membersGone: n.membersGone, membersLeft: n.membersLeft}
+	c := groupCounts{quiet: n.strat.unhealthy == 0 && (n.strat.waitingAll == 0 || hold), joiners: n.strat.joiners, membersGone: n.strat.membersGone, membersLeft: n.strat.membersLeft}
 	if want := n.roster.change(now, n.peers, c, hold); want != nil {
 		n.propose(now, want)
 	}
