@@ -71,9 +71,12 @@ type runState struct {
 
 // Node is the rollout state machine of one host for one application.
 type Node struct {
+	// The Node routes its inputs to its seams — roster, strategy, voter
+	// and claimant, gating — each owning its own state, and collects
+	// what they produce in out.
 	cfg Config
 	t   Timing
-	st  Persisted
+	st  Persisted // what is persisted, but for the roster and the acceptor state: roster keeps those (TakeOutput joins them)
 
 	peers  map[string]*peer
 	rows   rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
