@@ -41,6 +41,33 @@ type holdState struct {
 	rev string
 }
 
+// gating is the health gates' seam of a Node: the view derived from the
+// rows (nil: to be rebuilt), the runs of the gates this host evaluates, the
+// states it publishes in its row, the gen they are of, and the hold of a
+// host whose host gates run after its lifecycle succeeded. It reads the
+// target and the group through a gateCtx and returns what changed; the
+// Node publishes the states in its row and acts on verdicts (gates_node.go).
+type gating struct {
+	v    *gateView
+	runs map[gateKey]*gateRun
+	own  map[gateKey]GateState
+	gen  uint64
+	hold *holdState
+}
+
+// gateCtx is what the gates read of the rest of the Node: the target, its
+// gates and policy, and the group (every voter has a peer: its place in the
+// order, row or not).
+type gateCtx struct {
+	host    string
+	rev     string
+	attempt uint32
+	gates   []manifest.Gate
+	pol     Policy
+	peers   map[string]*peer
+	self    *peer
+}
+
 // gateView is what this node derives from the rows for gates, rebuilt when a
 // row or a reachability changed (only for manifests that declare gates).
 type gateView struct {
@@ -84,10 +111,37 @@ type GateStatus struct {
 // gateBase maps the Node's local durations onto the times gate.Run uses.
 var gateBase = time.Unix(0, 0)
 
-func (n *Node) gated() bool { return n.tgt.set && len(n.st.Desired.Deployment.Gates) > 0 }
+// restore takes back the states this host published before it restarted
+// (its persisted row): resumed by sync from its own last state. gen is
+// the pause flag's clock at the last resume.
+func (g *gating) restore(gs []GateState, gen uint64) {
+	g.gen = gen
+	for _, s := range gs {
+		if g.own == nil {
+			g.own = map[gateKey]GateState{}
+		}
+		g.own[gateKey{s.Name, s.Step}] = s
+	}
+}
 
-func (n *Node) hasGates(w manifest.When) bool {
-	for _, g := range n.st.Desired.Deployment.Gates {
+// reset drops the runs and the states: the target changed.
+func (g *gating) reset() { g.runs, g.own = nil, nil }
+
+// invalidate drops the view: a row or a reachability changed.
+func (g *gating) invalidate() { g.v = nil }
+
+// newGen follows the pause flag: a resume (the flag's clock while not
+// paused) starts a fresh run of every gate, and older inconclusive or
+// pending states no longer count.
+func (g *gating) newGen(f Flag) {
+	if !f.Paused && g.gen != f.Clock {
+		g.gen = f.Clock
+		g.v = nil // its merge counts states of the gen
+	}
+}
+
+func (c *gateCtx) hasGates(w manifest.When) bool {
+	for _, g := range c.gates {
 		if g.When == w {
 			return true
 		}
@@ -96,10 +150,10 @@ func (n *Node) hasGates(w manifest.When) bool {
 }
 
 // stepGates are the gates that judge step k and block the next one.
-func (n *Node) stepGates(k int) []manifest.Gate {
+func (c *gateCtx) stepGates(k int) []manifest.Gate {
 	var out []manifest.Gate
-	for _, g := range n.st.Desired.Deployment.Gates {
-		if g.When == manifest.WhenBatch || g.When == manifest.WhenBake && k == 0 && n.pol.Strategy == manifest.Canary {
+	for _, g := range c.gates {
+		if g.When == manifest.WhenBatch || g.When == manifest.WhenBake && k == 0 && c.pol.Strategy == manifest.Canary {
 			out = append(out, g)
 		}
 	}
@@ -107,21 +161,21 @@ func (n *Node) stepGates(k int) []manifest.Gate {
 }
 
 // stepAt is the step of the host at position pos of the order.
-func (n *Node) stepAt(pos int) int {
+func (c *gateCtx) stepAt(pos int) int {
 	switch {
-	case n.pol.Strategy == manifest.Canary:
-		if pos < n.pol.Canary {
+	case c.pol.Strategy == manifest.Canary:
+		if pos < c.pol.Canary {
 			return 0
 		}
-		return 1 + (pos-n.pol.Canary)/max(n.pol.Window, 1)
-	case n.pol.Window == 0:
+		return 1 + (pos-c.pol.Canary)/max(c.pol.Window, 1)
+	case c.pol.Window == 0:
 		return 0
 	}
-	return pos / n.pol.Window
+	return pos / c.pol.Window
 }
 
-func (n *Node) targetRow(p *peer) bool {
-	return p.hasRow && p.reach != ReachLeft && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt
+func (c *gateCtx) targetRow(p *peer) bool {
+	return p.hasRow && p.reach != ReachLeft && p.row.Revision == c.rev && p.row.Attempt == c.attempt
 }
 
 // startedPhase reports whether a row of the target shows its host started
@@ -131,30 +185,27 @@ func startedPhase(ph Phase) bool { return ph != PhaseIdle && ph != PhaseWaiting 
 // phaseOf is where a host stands in the target's rollout: a host without
 // a row of the target (the manifest has not reached it yet) waits, unless
 // it has the target installed.
-func (n *Node) phaseOf(p *peer) Phase {
+func (c *gateCtx) phaseOf(p *peer) Phase {
 	switch {
-	case n.targetRow(p):
+	case c.targetRow(p):
 		return p.row.Phase
-	case p.hasRow && p.row.Installed == n.tgt.rev:
+	case p.hasRow && p.row.Installed == c.rev:
 		return PhaseSucceeded
 	}
 	return PhaseWaiting
 }
 
 // view returns the gate view, rebuilt if something changed.
-func (n *Node) view() *gateView {
-	if n.gview != nil {
-		return n.gview
+func (g *gating) view(c *gateCtx) *gateView {
+	if g.v != nil {
+		return g.v
 	}
 	v := &gateView{selfStep: -1, merged: map[gateKey]GateState{}, owner: map[gateKey]string{}}
-	for _, m := range n.st.Roster.Members {
-		n.peer(m) // every voter has its place, row or not
-	}
-	for _, p := range n.peers {
-		if p.reach == ReachLeft || !p.member && !n.targetRow(p) {
+	for _, p := range c.peers {
+		if p.reach == ReachLeft || !p.member && !c.targetRow(p) {
 			continue
 		}
-		if !startedPhase(n.phaseOf(p)) && !p.reach.Reachable() && p != n.self {
+		if !startedPhase(c.phaseOf(p)) && !p.reach.Reachable() && p != c.self {
 			continue // takes its turn at the end (DESIGN.md §8)
 		}
 		v.order = append(v.order, p)
@@ -166,38 +217,38 @@ func (n *Node) view() *gateView {
 		return strings.Compare(a.host, b.host)
 	})
 	for i, p := range v.order {
-		k := n.stepAt(i)
+		k := c.stepAt(i)
 		for len(v.steps) <= k {
 			v.steps = append(v.steps, nil)
 			v.complete = append(v.complete, true)
 			v.waiting = append(v.waiting, false)
 		}
 		v.steps[k] = append(v.steps[k], p)
-		if p == n.self {
+		if p == c.self {
 			v.selfStep = k
 		}
-		ph := n.phaseOf(p)
-		if ph == PhaseWaiting && !p.skipped || ph == PhaseRunning && (p.c.unhealthy || p == n.self) {
+		ph := c.phaseOf(p)
+		if ph == PhaseWaiting && !p.skipped || ph == PhaseRunning && (p.c.unhealthy || p == c.self) {
 			v.complete[k] = false
 		}
-		if ph == PhaseWaiting && n.targetRow(p) {
+		if ph == PhaseWaiting && c.targetRow(p) {
 			v.waiting[k] = true // known to wait for the target (not merely without its row yet)
 		}
-		if !n.targetRow(p) {
+		if !c.targetRow(p) {
 			continue
 		}
-		for _, g := range p.row.Gates {
-			key := gateKey{g.Name, g.Step}
-			if g.Verdict != gate.VerdictPass && g.Verdict != gate.VerdictFail && g.Gen != n.gateGen {
+		for _, s := range p.row.Gates {
+			key := gateKey{s.Name, s.Step}
+			if s.Verdict != gate.VerdictPass && s.Verdict != gate.VerdictFail && s.Gen != g.gen {
 				continue // an inconclusive or pending state from before the last resume
 			}
-			if cur, ok := v.merged[key]; !ok || gateRank(g) > gateRank(cur) {
-				v.merged[key] = g
+			if cur, ok := v.merged[key]; !ok || gateRank(s) > gateRank(cur) {
+				v.merged[key] = s
 				v.owner[key] = p.host
 			}
 		}
 	}
-	n.gview = v
+	g.v = v
 	return v
 }
 
@@ -213,8 +264,8 @@ func final(v gate.Verdict) bool { return v != gate.VerdictPending }
 // stepPassed reports whether step k no longer blocks the steps after it:
 // every gate of it passed (merged over the rows; evaluators keep their
 // verdicts in their rows for the whole rollout).
-func (n *Node) stepPassed(v *gateView, k int) bool {
-	for _, g := range n.stepGates(k) {
+func (c *gateCtx) stepPassed(v *gateView, k int) bool {
+	for _, g := range c.stepGates(k) {
 		if m, ok := v.merged[gateKey{g.Name, uint32(k)}]; !ok || m.Verdict != gate.VerdictPass {
 			return false
 		}
@@ -222,15 +273,15 @@ func (n *Node) stepPassed(v *gateView, k int) bool {
 	return true
 }
 
-// gatesAllow reports whether this host's step may start: every step before
+// allow reports whether this host's step may start: every step before
 // it passed its gates.
-func (n *Node) gatesAllow() bool {
-	v := n.view()
+func (g *gating) allow(c *gateCtx) bool {
+	v := g.view(c)
 	if v.selfStep <= 0 {
 		return true
 	}
 	for k := 0; k < v.selfStep; k++ {
-		if !n.stepPassed(v, k) {
+		if !c.stepPassed(v, k) {
 			return false
 		}
 	}
@@ -241,9 +292,9 @@ func (n *Node) gatesAllow() bool {
 // first reachable host in the order whose row succeeded in step k, else in
 // the steps before it (so that a one-host step whose host died still has
 // one), else the first reachable host of the order. nil: none.
-func (n *Node) evaluator(v *gateView, k int) *peer {
+func (c *gateCtx) evaluator(v *gateView, k int) *peer {
 	ok := func(p *peer) bool {
-		return (p == n.self || p.reach.Reachable()) && n.phaseOf(p) == PhaseSucceeded && p.row.Installed == n.tgt.rev
+		return (p == c.self || p.reach.Reachable()) && c.phaseOf(p) == PhaseSucceeded && p.row.Installed == c.rev
 	}
 	for _, p := range v.steps[k] {
 		if ok(p) {
@@ -261,7 +312,7 @@ func (n *Node) evaluator(v *gateView, k int) *peer {
 	// (step 0 of one-at-a-time, its host dead). The query is about the
 	// step's hosts, not the evaluator's: any reachable host can run it.
 	for _, p := range v.order {
-		if p == n.self || p.reach.Reachable() {
+		if p == c.self || p.reach.Reachable() {
 			return p
 		}
 	}
@@ -276,52 +327,50 @@ func hostsOf(ps []*peer) []string {
 	return out
 }
 
-// syncGates starts and stops this host's gate runs to match the view, and
-// publishes their state in its row. Called at the end of evaluate.
-func (n *Node) syncGates(now time.Duration) {
-	if !n.st.Flag.Paused && n.gateGen != n.st.Flag.Clock {
-		n.gateGen = n.st.Flag.Clock
-		n.gview = nil // its merge counts states of the gen
-	}
+// sync starts and stops this host's gate runs to match the view; active
+// says whether any gate is evaluated now (the target has gates, the
+// rollout neither halted nor paused, a roster exists). It reports whether
+// the states to publish changed.
+func (g *gating) sync(now time.Duration, c *gateCtx, active bool) bool {
 	want := map[gateKey]*gateRun{}
-	if n.gated() && !n.halted() && !n.paused() && n.st.Roster.Epoch > 0 {
-		v := n.view()
-		gen := n.gateGen
-		if n.hold != nil && v.selfStep >= 0 {
-			for _, g := range n.st.Desired.Deployment.Gates {
-				if g.When == manifest.WhenHost {
-					want[gateKey{g.Name, uint32(v.selfStep)}] = &gateRun{g: g, gen: gen, hosts: []string{n.cfg.Host}}
+	if active {
+		v := g.view(c)
+		gen := g.gen
+		if g.hold != nil && v.selfStep >= 0 {
+			for _, gt := range c.gates {
+				if gt.When == manifest.WhenHost {
+					want[gateKey{gt.Name, uint32(v.selfStep)}] = &gateRun{g: gt, gen: gen, hosts: []string{c.host}}
 				}
 			}
 		}
 		later := false // a host of a step after k waits: the gates of k have something to block
 		for k := len(v.steps) - 1; k >= 0; k-- {
-			gs := n.stepGates(k)
+			gs := c.stepGates(k)
 			blocks := later
 			later = later || v.waiting[k]
-			if len(gs) == 0 || !blocks || !v.complete[k] || n.stepPassed(v, k) {
+			if len(gs) == 0 || !blocks || !v.complete[k] || c.stepPassed(v, k) {
 				continue
 			}
-			if e := n.evaluator(v, k); e != n.self {
+			if e := c.evaluator(v, k); e != c.self {
 				continue
 			}
-			for _, g := range gs {
-				key := gateKey{g.Name, uint32(k)}
+			for _, gt := range gs {
+				key := gateKey{gt.Name, uint32(k)}
 				if m, ok := v.merged[key]; ok && final(m.Verdict) {
 					continue
 				}
-				want[key] = &gateRun{g: g, gen: gen, hosts: hostsOf(v.steps[k])}
+				want[key] = &gateRun{g: gt, gen: gen, hosts: hostsOf(v.steps[k])}
 			}
 		}
-		if n.hasGates(manifest.WhenContinuous) {
+		if c.hasGates(manifest.WhenContinuous) {
 			var hosts []string
 			var first *peer
 			done := true
 			for _, p := range v.order {
-				ph := n.phaseOf(p)
+				ph := c.phaseOf(p)
 				if startedPhase(ph) {
 					hosts = append(hosts, p.host)
-					if first == nil && (p == n.self || p.reach.Reachable()) && (ph == PhaseRunning || ph == PhaseSucceeded) {
+					if first == nil && (p == c.self || p.reach.Reachable()) && (ph == PhaseRunning || ph == PhaseSucceeded) {
 						first = p
 					}
 				}
@@ -329,28 +378,28 @@ func (n *Node) syncGates(now time.Duration) {
 					done = false
 				}
 			}
-			if first == n.self && !done {
-				for _, g := range n.st.Desired.Deployment.Gates {
-					key := gateKey{g.Name, 0}
-					if m, ok := v.merged[key]; g.When == manifest.WhenContinuous && !(ok && final(m.Verdict)) {
-						want[key] = &gateRun{g: g, gen: gen, hosts: hosts}
+			if first == c.self && !done {
+				for _, gt := range c.gates {
+					key := gateKey{gt.Name, 0}
+					if m, ok := v.merged[key]; gt.When == manifest.WhenContinuous && !(ok && final(m.Verdict)) {
+						want[key] = &gateRun{g: gt, gen: gen, hosts: hosts}
 					}
 				}
 			}
 		}
 	}
 	changed := false
-	for key, r := range n.gruns {
+	for key, r := range g.runs {
 		if w := want[key]; w == nil || w.gen != r.gen {
-			delete(n.gruns, key)
-			if s, ok := n.gateOwn[key]; ok && !final(s.Verdict) {
-				delete(n.gateOwn, key) // a pending state it no longer evaluates
+			delete(g.runs, key)
+			if s, ok := g.own[key]; ok && !final(s.Verdict) {
+				delete(g.own, key) // a pending state it no longer evaluates
 			}
 			changed = true
 		}
 	}
 	for key, w := range want {
-		if r := n.gruns[key]; r != nil {
+		if r := g.runs[key]; r != nil {
 			r.hosts = w.hosts
 			continue
 		}
@@ -358,7 +407,7 @@ func (n *Node) syncGates(now time.Duration) {
 		// pending state of the same gen with the most samples.
 		var from GateState
 		if w.g.When != manifest.WhenHost {
-			if m, ok := n.view().merged[key]; ok && m.Verdict == gate.VerdictPending && m.Gen == w.gen {
+			if m, ok := g.view(c).merged[key]; ok && m.Verdict == gate.VerdictPending && m.Gen == w.gen {
 				from = m
 			}
 		}
@@ -367,26 +416,25 @@ func (n *Node) syncGates(now time.Duration) {
 			due = due.Add(w.g.InitialDelay)
 		}
 		w.run = gate.ResumeRun(w.g, due, int(from.Taken), int(from.FailStreak), int(from.InconcStreak))
-		if n.gruns == nil {
-			n.gruns = map[gateKey]*gateRun{}
+		if g.runs == nil {
+			g.runs = map[gateKey]*gateRun{}
 		}
-		n.gruns[key] = w
-		if n.gateOwn == nil {
-			n.gateOwn = map[gateKey]GateState{}
+		g.runs[key] = w
+		if g.own == nil {
+			g.own = map[gateKey]GateState{}
 		}
 		from.Name, from.Step, from.Gen, from.Verdict, from.Reason = key.name, key.step, w.gen, gate.VerdictPending, ""
-		n.gateOwn[key] = from
+		g.own[key] = from
 		changed = true
 	}
-	if changed {
-		n.publishGates(now)
-	}
+	return changed
 }
 
-// publishGates writes the own gate states into the own row.
-func (n *Node) publishGates(now time.Duration) {
-	gs := make([]GateState, 0, len(n.gateOwn))
-	for _, s := range n.gateOwn {
+// states are the own gate states to publish in the own row, in order of
+// step and name, at most MaxRowGates (the oldest steps' verdicts go first).
+func (g *gating) states() []GateState {
+	gs := make([]GateState, 0, len(g.own))
+	for _, s := range g.own {
 		gs = append(gs, s)
 	}
 	slices.SortFunc(gs, func(a, b GateState) int {
@@ -401,18 +449,7 @@ func (n *Node) publishGates(now time.Duration) {
 	if len(gs) == 0 {
 		gs = nil
 	}
-	n.self.row.Gates = gs
-	n.dirty = true // stored before it is sent (A2): a restarted evaluator keeps its verdicts
-	n.writeRow(now)
-}
-
-// GateStep is this host's step in the rollout order of its view (-1: none,
-// or no gates), for the simulator's checks and status.
-func (n *Node) GateStep() int {
-	if !n.gated() {
-		return -1
-	}
-	return n.view().selfStep
+	return gs
 }
 
 // VerdictsChanged reports whether two rows of one host differ in the gate
@@ -444,11 +481,12 @@ func VerdictsChanged(old, cur []GateState) bool {
 	return false
 }
 
-// Evaluating returns the gates this host samples now, in a stable order.
-func (n *Node) Evaluating() []GateJob {
-	out := make([]GateJob, 0, len(n.gruns))
-	for key, r := range n.gruns {
-		out = append(out, GateJob{Gate: r.g, Step: int(key.step), Gen: r.gen, Revision: n.tgt.rev,
+// jobs are the gates this host samples now, in a stable order, for
+// revision rev.
+func (g *gating) jobs(rev string) []GateJob {
+	out := make([]GateJob, 0, len(g.runs))
+	for key, r := range g.runs {
+		out = append(out, GateJob{Gate: r.g, Step: int(key.step), Gen: r.gen, Revision: rev,
 			Hosts: slices.Clone(r.hosts), Due: r.run.Due().Sub(gateBase)})
 	}
 	slices.SortFunc(out, func(a, b GateJob) int {
@@ -460,60 +498,42 @@ func (n *Node) Evaluating() []GateJob {
 	return out
 }
 
-// GateSample feeds one sample of gate name for step, taken by this host
-// for a job of Evaluating. A sample of a gate this host does not evaluate
-// (any more) is ignored. The sample is taken to have ended at now.
-func (n *Node) GateSample(now time.Duration, name string, step int, s gate.Sample) {
+// sample records sample s of gate name for step, taken by this host and
+// ended at now, in its run and its published state. ok is false for a
+// gate this host does not evaluate (any more). For a fail or an
+// inconclusive verdict why is the one line that says so; hostDone
+// reports a pass of a host gate after which no host gate runs any more.
+func (g *gating) sample(now time.Duration, name string, step int, s gate.Sample) (v gate.Verdict, when manifest.When, why string, hostDone, ok bool) {
 	key := gateKey{name, uint32(step)}
-	r := n.gruns[key]
+	r := g.runs[key]
 	if r == nil {
-		return
+		return v, when, "", false, false
 	}
 	s.At = gateBase.Add(now - s.Took)
-	v := r.run.Record(s)
-	st := n.gateOwn[key]
+	v = r.run.Record(s)
+	st := g.own[key]
 	fail, inconc := r.run.Streaks()
 	st.Taken, st.FailStreak, st.InconcStreak = uint32(r.run.Taken()), uint32(fail), uint32(inconc)
 	st.Value = sampleValue(s)
 	st.Verdict = v
-	why := ""
 	if v == gate.VerdictFail || v == gate.VerdictInconclusive {
 		_, reason := r.run.Verdict()
 		why = gateReason(name, v, s, reason)
 		st.Reason = ClipString(why, MaxGateReason)
 	}
-	n.gateOwn[key] = st
+	g.own[key] = st
 	if final(v) {
-		delete(n.gruns, key)
+		delete(g.runs, key)
 	}
-	n.publishGates(now)
-	switch v {
-	case gate.VerdictFail:
-		if r.g.When == manifest.WhenHost {
-			n.endHold(now, false, why)
-		} else {
-			n.halt(now)
-		}
-	case gate.VerdictInconclusive:
-		if !n.st.Flag.Paused {
-			n.st.Flag = Flag{Paused: true, Clock: n.st.Flag.Clock + 1, Node: n.cfg.Host, Reason: ClipString(why, MaxFlagReason)}
-			n.dirty = true
-			n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindFlag, App: n.cfg.App, From: n.cfg.Host, Flag: n.st.Flag})
-		}
-	case gate.VerdictPass:
-		if r.g.When == manifest.WhenHost && n.hold != nil {
-			done := true
-			for k := range n.gruns {
-				if n.gruns[k].g.When == manifest.WhenHost {
-					done = false
-				}
-			}
-			if done {
-				n.endHold(now, true, "")
+	if v == gate.VerdictPass && r.g.When == manifest.WhenHost && g.hold != nil {
+		hostDone = true
+		for k := range g.runs {
+			if g.runs[k].g.When == manifest.WhenHost {
+				hostDone = false
 			}
 		}
 	}
-	n.evaluate(now)
+	return v, r.g.When, why, hostDone, true
 }
 
 // sampleValue is what a row shows of a sample: the largest value, NaN when
@@ -538,55 +558,16 @@ func gateReason(name string, v gate.Verdict, s gate.Sample, why string) string {
 	return fmt.Sprintf("gate %s %s: value %s, query %q: %s", name, v, val, s.Query, why)
 }
 
-// halt halts the target attempt (the path of PROTOCOL.md §5).
-func (n *Node) halt(now time.Duration) {
-	if n.halted() {
-		return
-	}
-	if n.st.Halted == nil {
-		n.st.Halted = map[string]Halt{}
-	}
-	n.st.Halted[n.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.tgt.attempt}
-	n.dirty = true
-	n.self.row.Halted = true
-	n.writeRow(now)
-}
-
-// endHold ends a host's wait for its host gates: passed, its run succeeded
-// and it gives its slot back; failed, its run failed (it counts as a
-// failure for halting) with the gate's reason as its result.
-func (n *Node) endHold(now time.Duration, ok bool, result string) {
-	if n.hold == nil {
-		return
-	}
-	n.hold = nil
-	r := &n.self.row
-	r.Event = ""
-	res := "succeeded"
-	if ok {
-		r.Phase, r.Result = PhaseSucceeded, "succeeded"
-	} else {
-		r.Phase, r.Result = PhaseFailed, ClipString(result, MaxString)
-		res = "failed"
-	}
-	n.releaseClaim(now, res)
-	n.dirty = true
-	n.writeRow(now)
-}
-
-// Gates returns every gate's merged state for the current target, one entry
-// per declared gate: the latest step with a state (or pending at step 0).
-func (n *Node) Gates() []GateStatus {
-	if !n.gated() {
-		return nil
-	}
-	v := n.view()
-	out := make([]GateStatus, 0, len(n.st.Desired.Deployment.Gates))
-	for _, g := range n.st.Desired.Deployment.Gates {
-		st := GateStatus{Name: g.Name, When: g.When, Value: math.NaN()}
+// status is every gate's merged state for the target, one entry per
+// declared gate: the latest step with a state (or pending at step 0).
+func (g *gating) status(c *gateCtx) []GateStatus {
+	v := g.view(c)
+	out := make([]GateStatus, 0, len(c.gates))
+	for _, gt := range c.gates {
+		st := GateStatus{Name: gt.Name, When: gt.When, Value: math.NaN()}
 		best := -1
 		for key, m := range v.merged {
-			if key.name == g.Name && int(key.step) > best {
+			if key.name == gt.Name && int(key.step) > best {
 				best = int(key.step)
 				st.Step, st.Verdict, st.Value, st.Taken, st.Reason, st.Evaluator = int(key.step), m.Verdict, m.Value, int(m.Taken), m.Reason, v.owner[key]
 			}

@@ -55,39 +55,6 @@ type stageKey struct {
 	event   string
 }
 
-// contrib is a peer's contribution to the Node's counters, so that one row
-// update costs O(1), not a pass over the group.
-type contrib struct {
-	counted        bool
-	runningR       bool // running the target revision (or rolling it back)
-	installedR     bool
-	eligible       bool // waiting for the target, reachable
-	rbEligible     bool // succeeded or failed on the target attempt, reachable
-	unreachWaiting bool
-	occupies       bool
-	slot           uint32
-	unhealthy      bool // running anything
-	halted         bool // the row says the target attempt halted
-	acc            accKey
-	waiting        bool // waiting for the target, reachable
-	rbCandidate    bool // succeeded or failed on the target attempt, reachable (passed over or not)
-	joiner         bool // alive, has a row, not a voter
-	memberGone     bool // a voter memberlist reports dead
-	memberLeft     bool // a voter that left gracefully
-}
-
-// accKey identifies an accepted roster value reported by a drained member.
-type accKey struct {
-	b Ballot
-	h uint64
-}
-
-type target struct {
-	rev     string
-	attempt uint32
-	set     bool
-}
-
 type runState struct {
 	id       string
 	rev      string
@@ -104,76 +71,30 @@ type runState struct {
 
 // Node is the rollout state machine of one host for one application.
 type Node struct {
+	// The Node routes its inputs to its seams — roster, strategy, voter
+	// and claimant, gating — each owning its own state, and collects
+	// what they produce in out.
 	cfg Config
 	t   Timing
-	st  Persisted
+	st  Persisted // what is persisted, but for the roster and the acceptor state: roster keeps those (TakeOutput joins them)
 
-	peers    map[string]*peer
-	rows     rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
-	self     *peer
-	members  map[string]bool
-	isMember bool // members[cfg.Host], asked on every claim
-	need     int  // majority of the roster
+	peers  map[string]*peer
+	rows   rowIndex // Seq and Released of peers[h].row for every peer h with a row, self excluded
+	self   *peer
+	roster rosterKeeper // the roster, its changes and its bootstrap (roster.go)
 
-	tgt       target
-	pol       Policy
-	counter   uint32 // row/claim counter within this incarnation
-	started   time.Duration
-	quarUntil time.Duration
+	strat   strategy // the target, its policy and the counters over the group (strategy.go)
+	counter uint32   // row/claim counter within this incarnation
 
-	// counters over peers (self included) for the target
-	runningR, installedR, unreachWaiting, unhealthy, haltSeen int
-	waitingAll, joiners, membersGone, membersLeft             int
-	eligBefore, rbEligBefore                                  int
-	// waitBefore, rbWaitBefore: the same, counting hosts passed over too:
-	// the position in the order that claim backoffs use, so that hosts
-	// that all passed over everyone ahead do not back off alike and duel.
-	waitBefore, rbWaitBefore int
-	occupied                 map[uint32]int
-	accCounts                map[accKey]int // drained members per accepted roster value
-	activationDue            bool
-	failed                   map[string]bool // hosts known to have failed the target attempt
+	voter    voter    // the grantor's side of the slots (slots.go)
+	claimant claimant // the holder's side
+	run      *runState
 
-	locks map[uint32]*lock
-	claim *claimState
-	run   *runState
+	nextHouse    time.Duration
+	pendingPeers []pendingPeer
+	lastNow      time.Duration // time of the last input
 
-	notBefore time.Duration // claim backoff
-	bakeFrom  time.Duration // 0: canary step not complete in view
-	retries   int
-
-	freshFails     int           // a fresh host's failed slotless installs in a row
-	aborts         int           // lifecycles of the target attempt stopped because their lease lapsed
-	freshNotBefore time.Duration // and when it may try again
-
-	prop           *proposal
-	wantSince      time.Duration
-	nextHouse      time.Duration
-	pendingPeers   []pendingPeer
-	forceRemove    map[string]bool
-	lockOf         map[string]uint32 // holder → slot of its lock here
-	pendingRelease *Message
-	pendingVoters  []string
-	rosterHash     uint64
-	rosterFrom     string // a peer whose row shows a roster this host lacks
-	houseRounds    int
-	bootSeen       int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
-	bootSince      time.Duration // when bootSeen last changed
-	bootReady      time.Duration // when the bootstrap plan became ready (0: it is not)
-	bootLast       string        // how the last proposal of the first roster ended, for RosterState
-	seenRound      uint64
-	lastNow        time.Duration // time of the last input
-	progressAt     time.Duration // last change of what decides who goes next (SkipAfter)
-
-	// Health gates (gates.go): the view derived from the rows (nil: to be
-	// rebuilt), the runs of the gates this host evaluates, the states it
-	// publishes in its row, the gen they are of, and the hold of a host
-	// whose host gates run after its lifecycle succeeded.
-	gview   *gateView
-	gruns   map[gateKey]*gateRun
-	gateOwn map[gateKey]GateState
-	gateGen uint64
-	hold    *holdState
+	gating gating // the health gates (gates.go)
 
 	stats Stats
 
@@ -208,25 +129,18 @@ type pendingPeer struct {
 // flag does.
 func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 	n := &Node{
-		cfg:         cfg,
-		t:           cfg.Timing,
-		st:          st.Clone(),
-		peers:       map[string]*peer{},
-		rows:        newRowIndex(),
-		occupied:    map[uint32]int{},
-		accCounts:   map[accKey]int{},
-		failed:      map[string]bool{},
-		locks:       map[uint32]*lock{},
-		lockOf:      map[string]uint32{},
-		forceRemove: map[string]bool{},
-		started:     now,
-		bootSeen:    1,
-		bootSince:   now,
+		cfg:   cfg,
+		t:     cfg.Timing,
+		st:    st.Clone(),
+		peers: map[string]*peer{},
+		rows:  newRowIndex(),
+		strat: newStrategy(),
+		voter: newVoter(),
 	}
 	if n.st.Incarnation > 0 {
 		// An earlier incarnation may have granted leases we no longer know.
 		// A host that never ran granted none.
-		n.quarUntil = now + n.t.Quarantine
+		n.voter.quarantine(now + n.t.Quarantine)
 	}
 	n.st.Incarnation++
 	n.self = &peer{host: cfg.Host, reach: ReachAlive, hasRow: true}
@@ -241,16 +155,14 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 		r.Phase, r.Result = PhaseRollbackFailed, "interrupted: the agent restarted during the rollback"
 	}
 	n.self.row = r
+	var gen uint64
 	if !n.st.Flag.Paused {
-		n.gateGen = n.st.Flag.Clock
+		gen = n.st.Flag.Clock
 	}
-	for _, g := range r.Gates { // resumed by syncGates from its own last state
-		if n.gateOwn == nil {
-			n.gateOwn = map[gateKey]GateState{}
-		}
-		n.gateOwn[gateKey{g.Name, g.Step}] = g
-	}
-	n.setRoster(n.st.Roster)
+	n.gating.restore(r.Gates, gen) // resumed by syncGates from its own last state
+	n.roster = newRosterKeeper(cfg, &n.st, now)
+	n.st.Roster, n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Roster{}, Ballot{}, Ballot{}, nil, "" // kept by n.roster
+	n.rosterSet()
 	if n.st.HaveDesired {
 		n.applyDesired(now, n.st.Desired)
 	}
@@ -264,7 +176,7 @@ func NewNode(cfg Config, st Persisted, now time.Duration) *Node {
 func (n *Node) Host() string { return n.cfg.Host }
 
 // Roster returns the current roster.
-func (n *Node) Roster() Roster { return n.st.Roster }
+func (n *Node) Roster() Roster { return n.roster.cur }
 
 // Paused reports the fleet-wide pause flag.
 func (n *Node) Paused() bool { return n.st.Flag.Paused }
@@ -284,6 +196,7 @@ func (n *Node) TakeOutput() Output {
 	if n.dirty {
 		p := n.st.Clone()
 		p.Row = n.self.row
+		n.roster.persist(&p)
 		o.Persist = &p
 		n.dirty = false
 	}
@@ -295,15 +208,6 @@ func (n *Node) send(to string, m Message) {
 	n.out.Send = append(n.out.Send, Envelope{To: to, Msg: m})
 }
 
-func (n *Node) sendMembers(m Message) {
-	n.out.Send = slices.Grow(n.out.Send, len(n.st.Roster.Members))
-	for _, h := range n.st.Roster.Members {
-		if h != n.cfg.Host {
-			n.send(h, m)
-		}
-	}
-}
-
 func (n *Node) decide(d Decision) { n.out.Decisions = append(n.out.Decisions, d) }
 
 // writeRow bumps the own row's sequence number, recounts it and broadcasts it.
@@ -311,14 +215,14 @@ func (n *Node) writeRow(now time.Duration) {
 	n.counter++
 	r := &n.self.row
 	r.Seq = n.st.Incarnation<<32 | uint64(n.counter)
-	r.Epoch = n.st.Roster.Epoch
-	r.RosterHash = n.rosterHash
-	r.AccBallot = n.st.Accepted
+	r.Epoch = n.roster.cur.Epoch
+	r.RosterHash = n.roster.hash
+	r.AccBallot = n.roster.accepted
 	r.AccHash = 0
-	if !n.st.Accepted.IsZero() {
-		r.AccHash = hashMembers(n.st.AccValue) // rare: only during a roster change
+	if !n.roster.accepted.IsZero() {
+		r.AccHash = hashMembers(n.roster.accValue) // rare: only during a roster change
 	}
-	r.Drained = n.frozen() && n.activeLocks(now) == 0
+	r.Drained = n.frozen() && n.voter.active(now) == 0
 	n.update(n.self, now)
 	n.out.Broadcast = append(n.out.Broadcast, Message{Kind: KindRow, App: n.cfg.App, From: n.cfg.Host, Row: *r})
 }
@@ -337,22 +241,19 @@ func (n *Node) SetDesired(now time.Duration, d Desired) {
 func (n *Node) applyDesired(now time.Duration, d Desired) {
 	attempt := attemptOf(d.ManifestID)
 	t := target{rev: d.Revision, attempt: attempt, set: true}
-	changed := t != n.tgt
+	changed := n.strat.retarget(t)
 	if changed {
-		n.tgt = t
-		n.bakeFrom = 0
-		n.aborts = 0
-		n.failed = map[string]bool{}
 		for _, p := range n.peers {
 			p.skipped = false
 		}
-		if n.hold != nil { // host gates of an earlier target: moot
-			n.hold = nil
+		if n.gating.hold != nil { // host gates of an earlier target: moot
+			n.gating.hold = nil
 			n.releaseClaim(now, "")
 		}
 		r := &n.self.row
 		if r.Revision != t.rev || r.Attempt != t.attempt {
-			n.gruns, n.gateOwn, r.Gates = nil, nil, nil
+			n.gating.reset()
+			r.Gates = nil
 			r.Revision, r.Attempt, r.Result, r.Halted = t.rev, t.attempt, "", false
 			if h, ok := n.st.Halted[t.rev]; ok && h.Attempt == t.attempt {
 				r.Halted = true
@@ -364,7 +265,7 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 			}
 		}
 	}
-	n.pol = Resolve(d.Deployment, len(n.st.Roster.Members))
+	n.strat.pol = Resolve(d.Deployment, len(n.roster.cur.Members))
 	n.recount(now)
 	if changed {
 		// Until the other hosts' waiting rows arrive every host believes it
@@ -372,12 +273,12 @@ func (n *Node) applyDesired(now time.Duration, d Desired) {
 		// others give the rows a moment (a quarter claim timeout per place,
 		// at most two claim timeouts), which avoids a duel at every start.
 		pos := 0
-		for _, m := range n.st.Roster.Members {
+		for _, m := range n.roster.cur.Members {
 			if p := n.peers[m]; p != nil && p != n.self && p.rank < n.self.rank {
 				pos++
 			}
 		}
-		n.notBefore = max(n.notBefore, now+n.t.ClaimTimeout*time.Duration(min(pos, 8))/4)
+		n.claimant.notBefore = max(n.claimant.notBefore, now+n.t.ClaimTimeout*time.Duration(min(pos, 8))/4)
 	}
 }
 
@@ -418,8 +319,7 @@ func (n *Node) recountAt(at time.Duration, host string) {
 // ForceRemove is the operator's removal of a host from the roster (for a
 // group that lost its voters' majority for good, PROTOCOL.md §4.2).
 func (n *Node) ForceRemove(now time.Duration, host string) {
-	n.forceRemove[host] = true
-	n.wantSince = 0
+	n.roster.remove(host)
 	n.housekeeping(now)
 }
 
@@ -446,12 +346,12 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 	case run.slotless:
 		if ok {
 			r.Previous, r.Installed = r.Installed, run.rev
-			n.freshFails = 0
+			n.strat.freshFails = 0
 		} else {
 			// Try again, but not in a loop: a bundle that fails on this
 			// host would otherwise be redeployed back to back.
-			n.freshFails++
-			n.freshNotBefore = now + freshBackoff(n.t, n.freshFails)
+			n.strat.freshFails++
+			n.strat.freshNotBefore = now + freshBackoff(n.t, n.strat.freshFails)
 		}
 		if r.Installed == r.Revision {
 			r.Phase = PhaseSucceeded
@@ -476,14 +376,14 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		// §8): not the revision's failure. The host takes its turn again,
 		// up to maxAborts times per attempt; then it counts as failed, so
 		// that a host that can never keep a lease does not loop for ever.
-		lapsed := run.aborted || n.claim != nil && now >= n.claim.holdUntil()
+		lapsed := run.aborted || n.claimant.cur != nil && now >= n.claimant.cur.holdUntil()
 		switch {
-		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.haltSeen == 0:
+		case ok && !lapsed && n.hasGates(manifest.WhenHost) && !n.halted() && n.strat.haltSeen == 0:
 			// Installed; the host gates decide, and the slot is held
 			// until they do (gates.go): the next host waits.
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Event, r.Result = "host gates", ""
-			n.hold = &holdState{rev: run.rev}
+			n.gating.hold = &holdState{rev: run.rev}
 			n.dirty = true
 			n.writeRow(now)
 			n.evaluate(now)
@@ -491,14 +391,14 @@ func (n *Node) Finished(now time.Duration, deployment string, ok bool, result st
 		case ok && !lapsed:
 			r.Previous, r.Installed = r.Installed, run.rev
 			r.Phase = PhaseSucceeded
-		case lapsed && n.aborts < maxAborts:
-			n.aborts++
+		case lapsed && n.strat.aborts < maxAborts:
+			n.strat.aborts++
 			r.Phase = PhaseWaiting
-			r.Result = fmt.Sprintf("aborted: slot lease lost; will take its turn again (%d of %d)", n.aborts, maxAborts)
+			r.Result = fmt.Sprintf("aborted: slot lease lost; will take its turn again (%d of %d)", n.strat.aborts, maxAborts)
 			if result != "" {
 				r.Result += ": " + result
 			}
-			n.notBefore = max(n.notBefore, now+n.t.Lease) // let the cut or the pause settle
+			n.claimant.notBefore = max(n.claimant.notBefore, now+n.t.Lease) // let the cut or the pause settle
 		default:
 			r.Phase = PhaseFailed
 			if lapsed && result == "" {
@@ -566,7 +466,7 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	if m.App != n.cfg.App || m.From == n.cfg.Host && m.Kind != KindFlag {
 		return
 	}
-	if n.claim != nil {
+	if n.claimant.cur != nil {
 		n.tickClaim(now) // a lease that lapsed is noticed before anything else
 	}
 	switch m.Kind {
@@ -585,7 +485,7 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindRelease:
 		n.onRelease(now, m)
 	case KindPrepare:
-		n.onPrepare(now, m)
+		n.onPrepare(m)
 	case KindPromise:
 		n.onPromise(now, *m)
 	case KindAccept:
@@ -593,9 +493,9 @@ func (n *Node) ReceiveRef(now time.Duration, m *Message) {
 	case KindAccepted:
 		n.onAccepted(now, *m)
 	case KindRosterReq:
-		n.send(m.From, Message{Kind: KindRosterResp, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
+		n.send(m.From, n.roster.answer())
 	case KindRosterResp:
-		n.onRosterResp(now, *m)
+		n.onRosterResp(now, m)
 	}
 	n.evaluate(now)
 }
@@ -625,12 +525,8 @@ func (n *Node) onRow(now time.Duration, m *Message) {
 	n.update(p, now)
 	n.out.Broadcast = append(n.out.Broadcast, *m) // relay news (epidemic)
 	// A holder's row that says it released a claim frees our lock.
-	if len(n.locks) > 0 && r.Released > old.Released {
-		if s, ok := n.lockOf[r.Host]; ok {
-			if l := n.locks[s]; l != nil && l.holder == r.Host && r.Released >= l.claim {
-				n.dropLock(s)
-			}
-		}
+	if r.Released > old.Released {
+		n.voter.releasedUpTo(r.Host, r.Released)
 	}
 	if !had || old.Epoch != r.Epoch || old.AccBallot != r.AccBallot || old.Drained != r.Drained || old.RosterHash != r.RosterHash {
 		n.rosterSeen(now, p)
@@ -640,8 +536,8 @@ func (n *Node) onRow(now time.Duration, m *Message) {
 func (n *Node) peer(host string) *peer {
 	p := n.peers[host]
 	if p == nil {
-		p = &peer{host: host, reach: ReachAlive, member: n.members[host]}
-		p.rank, p.rbRank = n.ranks(host, p.member)
+		p = &peer{host: host, reach: ReachAlive, member: n.roster.members[host]}
+		p.rank, p.rbRank = n.strat.ranks(host, p.member)
 		n.peers[host] = p
 	}
 	return p
@@ -649,123 +545,18 @@ func (n *Node) peer(host string) *peer {
 
 // ---- counters ----
 
-func (n *Node) ranks(host string, member bool) (uint64, uint64) {
-	r := hash2(n.tgt.rev, host) >> 1
-	rb := hash2("rollback\x00"+n.tgt.rev, host) >> 1
-	if !member {
-		r |= 1 << 63
-		rb |= 1 << 63
-	}
-	return r, rb
-}
-
-func (n *Node) contribOf(p *peer, now time.Duration) contrib {
-	var c contrib
-	if p.member && p != n.self && p.reach == ReachDead {
-		c.counted, c.memberGone = true, true
-	}
-	if p.member && p != n.self && p.reach == ReachLeft {
-		c.counted, c.memberLeft = true, true
-	}
-	if !p.hasRow || p.reach == ReachLeft {
-		return c
-	}
-	r := &p.row
-	c.joiner = !p.member && p.reach == ReachAlive
-	c.counted = true
-	gone := !p.reach.Reachable()
-	// A running host counts as unhealthy while it may still be running: when
-	// reachable, and for the lease bound after it became unreachable.
-	mayRun := r.Phase.Running() && (!gone || p.reach == ReachSuspect || now < p.since+n.t.Lease)
-	c.unhealthy = mayRun
-	if (p.member || n.st.Roster.Epoch == 0 && n.cfg.BootstrapExpect > 0) && r.Epoch == n.st.Roster.Epoch && r.Drained && !r.AccBallot.IsZero() {
-		c.acc = accKey{r.AccBallot, r.AccHash}
-	}
-	if mayRun && r.Claim != 0 {
-		c.occupies, c.slot = true, r.Slot
-	}
-	if !n.tgt.set || r.Revision != n.tgt.rev {
-		c.installedR = n.tgt.set && r.Installed == n.tgt.rev
-		return c
-	}
-	c.installedR = r.Installed == n.tgt.rev
-	c.runningR = r.Phase == PhaseRunning
-	sameAttempt := r.Attempt == n.tgt.attempt
-	c.halted = sameAttempt && r.Halted
-	if r.Phase == PhaseWaiting && sameAttempt {
-		c.eligible = !gone && !p.skipped
-		c.waiting = !gone
-		c.unreachWaiting = gone
-	}
-	if sameAttempt && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed) && !gone {
-		c.rbEligible = !p.skipped
-		c.rbCandidate = true
-	}
-	return c
-}
-
-func (n *Node) apply(p *peer, c contrib, d int) {
-	if !c.counted {
-		return
-	}
-	b := func(v bool) int {
-		if v {
-			return d
-		}
-		return 0
-	}
-	n.runningR += b(c.runningR)
-	n.installedR += b(c.installedR)
-	n.unreachWaiting += b(c.unreachWaiting)
-	n.unhealthy += b(c.unhealthy)
-	n.haltSeen += b(c.halted)
-	n.waitingAll += b(c.waiting)
-	n.joiners += b(c.joiner)
-	n.membersGone += b(c.memberGone)
-	n.membersLeft += b(c.memberLeft)
-	if c.acc.h != 0 {
-		n.accCounts[c.acc] += d
-		if n.accCounts[c.acc] <= 0 {
-			delete(n.accCounts, c.acc)
-		} else if d > 0 && n.accCounts[c.acc] >= n.need {
-			n.activationDue = true
-		}
-	}
-	if p != n.self {
-		if c.eligible && p.rank < n.self.rank {
-			n.eligBefore += d
-		}
-		if c.rbEligible && p.rbRank < n.self.rbRank {
-			n.rbEligBefore += d
-		}
-		if c.waiting && p.rank < n.self.rank {
-			n.waitBefore += d
-		}
-		if c.rbCandidate && p.rbRank < n.self.rbRank {
-			n.rbWaitBefore += d
-		}
-	}
-	if c.occupies {
-		n.occupied[c.slot] += d
-		if n.occupied[c.slot] == 0 {
-			delete(n.occupied, c.slot)
-		}
-	}
-}
-
 // update recounts one peer's contribution.
 func (n *Node) update(p *peer, now time.Duration) {
 	if k := (stageKey{p.row.Revision, p.row.Attempt, p.row.Phase, p.row.Event}); k != p.stage {
 		p.stage, p.changed = k, now
 	}
-	c := n.contribOf(p, now)
-	n.apply(p, p.c, -1)
-	n.apply(p, c, +1)
-	n.gview = nil
-	if c.occupies != p.c.occupies || c.runningR != p.c.runningR || c.installedR != p.c.installedR ||
-		c.eligible != p.c.eligible || c.rbEligible != p.c.rbEligible {
-		n.progressAt = now // something that decides who goes next changed
-	}
+	c := n.strat.contribOf(p, now, n.self, n.roster.cur.Epoch, n.cfg.BootstrapExpect > 0, n.t.Lease)
+	n.strat.apply(p, n.self, p.c, -1)
+	n.roster.countDrained(p.c.acc, -1)
+	n.strat.apply(p, n.self, c, +1)
+	n.roster.countDrained(c.acc, +1)
+	n.gating.invalidate()
+	n.strat.moved(now, p.c, c)
 	p.c = c
 	if (c.occupies || c.unhealthy) && p != n.self && !p.reach.Reachable() && p.reach != ReachSuspect {
 		// It counts as running only for the lease bound after it became
@@ -773,25 +564,21 @@ func (n *Node) update(p *peer, now time.Duration) {
 		// came first (a row of a host already dead was counted for good).
 		n.recountAt(p.since+n.t.Lease, p.host)
 	}
-	if p.hasRow && p.row.Revision == n.tgt.rev && p.row.Attempt == n.tgt.attempt &&
+	if p.hasRow && p.row.Revision == n.strat.tgt.rev && p.row.Attempt == n.strat.tgt.attempt &&
 		p.row.Phase == PhaseFailed {
-		n.failed[p.host] = true
+		n.strat.failed[p.host] = true
 	}
 }
 
 // recount rebuilds every counter (target or roster changed).
 func (n *Node) recount(now time.Duration) {
-	n.runningR, n.installedR, n.unreachWaiting, n.unhealthy, n.haltSeen = 0, 0, 0, 0, 0
-	n.waitingAll, n.joiners, n.membersGone, n.membersLeft = 0, 0, 0, 0
-	n.eligBefore, n.rbEligBefore, n.waitBefore, n.rbWaitBefore = 0, 0, 0, 0
-	n.occupied = map[uint32]int{}
-	n.accCounts = map[accKey]int{}
+	n.strat.resetCounts(now)
+	n.roster.resetDrained()
 	for _, p := range n.peers {
-		p.member = n.members[p.host]
-		p.rank, p.rbRank = n.ranks(p.host, p.member)
+		p.member = n.roster.members[p.host]
+		p.rank, p.rbRank = n.strat.ranks(p.host, p.member)
 		p.c = contrib{}
 	}
-	n.progressAt = now
 	for _, p := range n.peers {
 		n.update(p, now)
 	}
@@ -799,9 +586,20 @@ func (n *Node) recount(now time.Duration) {
 
 // ---- strategy ----
 
-func (n *Node) halted() bool {
-	h, ok := n.st.Halted[n.tgt.rev]
-	return ok && h.Attempt == n.tgt.attempt
+func (n *Node) halted() bool { return n.strat.halted(n.st.Halted) }
+
+// halt halts the target attempt (the path of PROTOCOL.md §5).
+func (n *Node) halt(now time.Duration) {
+	if n.halted() {
+		return
+	}
+	if n.st.Halted == nil {
+		n.st.Halted = map[string]Halt{}
+	}
+	n.st.Halted[n.strat.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.strat.tgt.attempt}
+	n.dirty = true
+	n.self.row.Halted = true
+	n.writeRow(now)
 }
 
 func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deployment.Paused }
@@ -809,11 +607,11 @@ func (n *Node) paused() bool { return n.st.Flag.Paused || n.st.Desired.Deploymen
 // evaluate decides whether to start something now, then which gates this
 // host evaluates. It is called after every input.
 func (n *Node) evaluate(now time.Duration) {
-	if n.hold != nil && (n.halted() || n.haltSeen > 0) {
+	if n.gating.hold != nil && (n.halted() || n.strat.haltSeen > 0) {
 		n.endHold(now, true, "") // the rollout halted: rollbacks are never gated
 	}
 	n.evaluateStarts(now)
-	if n.gated() || len(n.gruns) > 0 {
+	if n.gated() || len(n.gating.runs) > 0 {
 		n.syncGates(now)
 	}
 }
@@ -822,98 +620,72 @@ func (n *Node) evaluate(now time.Duration) {
 // counters (and, for manifests with gates, the gate view).
 func (n *Node) evaluateStarts(now time.Duration) {
 	n.lastNow = now
-	if n.activationDue {
-		n.activationDue = false
+	if n.roster.takeActivationDue() {
 		n.checkActivation(now)
 	}
-	if n.claim != nil {
+	if n.claimant.cur != nil {
 		n.tickClaim(now) // deadlines that passed while other inputs arrived
 	}
-	if !n.tgt.set || n.run != nil || n.claim != nil {
+	if !n.strat.tgt.set || n.run != nil || n.claimant.cur != nil {
 		return
 	}
 	me := &n.self.row
 	if me.Installed == "" {
-		if now < n.freshNotBefore {
+		if now < n.strat.freshNotBefore {
 			return // backing off after a failed install
 		}
-		if rev := n.lastGood(); rev != "" {
-			n.startRun(now, &runState{rev: rev, attempt: n.tgt.attempt, slotless: true}, Decision{Slotless: true})
+		if rev := n.strat.lastGood(n.peers, n.self, n.halted()); rev != "" {
+			n.startRun(now, &runState{rev: rev, attempt: n.strat.tgt.attempt, slotless: true}, Decision{Slotless: true})
 		}
 		return
 	}
-	if n.st.Roster.Epoch == 0 {
+	if n.roster.cur.Epoch == 0 {
 		return // no voters known yet
 	}
-	if !n.halted() && (n.pol.Halts(len(n.failed)) || n.haltSeen > 0) {
-		if n.st.Halted == nil {
-			n.st.Halted = map[string]Halt{}
-		}
-		n.st.Halted[n.tgt.rev] = Halt{ManifestID: n.st.Desired.ManifestID, Attempt: n.tgt.attempt}
-		n.dirty = true
-		me.Halted = true
-		n.writeRow(now)
+	if n.strat.halts(n.halted()) {
+		n.halt(now)
 	}
 	if n.halted() {
-		if n.pol.Rollback && me.Revision == n.tgt.rev && me.Attempt == n.tgt.attempt &&
+		if n.strat.pol.Rollback && me.Revision == n.strat.tgt.rev && me.Attempt == n.strat.tgt.attempt &&
 			(me.Phase == PhaseSucceeded || me.Phase == PhaseFailed) && !n.paused() {
 			to := me.Installed
-			if me.Phase == PhaseSucceeded || me.Installed == n.tgt.rev { // a host gate failed after it installed
+			if me.Phase == PhaseSucceeded || me.Installed == n.strat.tgt.rev { // a host gate failed after it installed
 				to = me.Previous
 			}
-			if to == "" || to == n.tgt.rev {
+			if to == "" || to == n.strat.tgt.rev {
 				me.Phase = PhaseRolledBack
 				n.writeRow(now)
 				return
 			}
-			if free := n.freeSlots(n.pol.Window); n.rbEligBefore >= free && n.skipStalled(now, true, free) {
+			if free := n.strat.freeSlots(n.strat.pol.Window); n.strat.rbEligBefore >= free && n.skipStalled(now, true, free) {
 				n.evaluate(now) // recounted
 				return
 			}
-			n.tryClaim(now, true, to, n.rbEligBefore, n.pol.Window)
+			n.tryClaim(now, true, to, n.strat.rbEligBefore, n.strat.pol.Window)
 		}
 		return
 	}
-	if me.Phase != PhaseWaiting || me.Installed == n.tgt.rev || n.paused() {
+	if me.Phase != PhaseWaiting || me.Installed == n.strat.tgt.rev || n.paused() {
 		return
 	}
 	if n.gated() && !n.gatesAllow() {
 		return // a step before this host's has not passed its gates
 	}
-	if n.pol.Window == 0 { // all-at-once: the window is the group
-		n.startRun(now, &runState{rev: n.tgt.rev, attempt: n.tgt.attempt}, Decision{})
+	if n.strat.pol.Window == 0 { // all-at-once: the window is the group
+		n.startRun(now, &runState{rev: n.strat.tgt.rev, attempt: n.strat.tgt.attempt}, Decision{})
 		return
 	}
-	window := n.pol.Window
-	budget := 1 << 30
-	if n.pol.Strategy == manifest.Canary {
-		if n.installedR < n.pol.Canary {
-			window = n.pol.Canary
-			budget = n.pol.Canary - n.installedR - n.runningR
-			n.bakeFrom = 0
-		} else {
-			if n.bakeFrom == 0 {
-				n.bakeFrom = now
-			}
-			if now < n.bakeFrom+n.st.Desired.Deployment.Bake {
-				return
-			}
-		}
+	window, budget, ok := n.strat.forward(now, n.st.Desired.Deployment.Bake)
+	if !ok {
+		return // the canary step bakes
 	}
-	if n.pol.MinHealthyGate >= 0 {
-		unhealthy := n.unhealthy + len(n.failed)
-		if n.pol.Explicit {
-			unhealthy += n.unreachWaiting
-		}
-		budget = min(budget, n.pol.N-n.pol.MinHealthyGate-unhealthy)
-	}
-	if free := n.freeSlots(window); n.eligBefore >= budget || n.eligBefore >= free {
+	if free := n.strat.freeSlots(window); n.strat.eligBefore >= budget || n.strat.eligBefore >= free {
 		if n.skipStalled(now, false, min(budget, free)) {
 			n.evaluate(now) // recounted
 		}
 		return
 	}
-	n.tryClaim(now, false, n.tgt.rev, n.eligBefore, window)
+	n.tryClaim(now, false, n.strat.tgt.rev, n.strat.eligBefore, window)
 }
 
 // skipStalled passes over the hosts ahead of this one in the order when
@@ -927,28 +699,10 @@ func (n *Node) evaluateStarts(now time.Duration) {
 // budget is how many hosts may start now; the first budget hosts ahead are
 // the ones passed over. It reports whether it changed anything.
 func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
-	if n.t.SkipAfter <= 0 || now < n.progressAt+n.t.SkipAfter || now < n.notBefore || budget <= 0 {
+	if n.t.SkipAfter <= 0 || now < n.strat.progressAt+n.t.SkipAfter || now < n.claimant.notBefore || budget <= 0 {
 		return false
 	}
-	// Only the hosts whose turn it is (the first `budget` ahead) are passed
-	// over, so that every host's view names the same next host; passing
-	// over everyone ahead would make them all claim at once.
-	var ahead []*peer
-	for _, p := range n.peers {
-		if p == n.self || p.skipped {
-			continue
-		}
-		if rollback && p.c.rbEligible && p.rbRank < n.self.rbRank || !rollback && p.c.eligible && p.rank < n.self.rank {
-			ahead = append(ahead, p)
-		}
-	}
-	slices.SortFunc(ahead, func(a, b *peer) int {
-		if rollback {
-			return cmpRank(a.rbRank, b.rbRank)
-		}
-		return cmpRank(a.rank, b.rank)
-	})
-	ahead = ahead[:min(len(ahead), budget)]
+	ahead := passOver(n.peers, n.self, rollback, budget)
 	for _, p := range ahead {
 		p.skipped = true
 		n.update(p, now)
@@ -957,53 +711,18 @@ func (n *Node) skipStalled(now time.Duration, rollback bool, budget int) bool {
 	return len(ahead) > 0
 }
 
-func cmpRank(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// freeSlots counts the slots of the window no host occupies in this view.
-func (n *Node) freeSlots(window int) int {
-	if window == 0 {
-		window = n.pol.N
-	}
-	free := window
-	for s := range n.occupied { // only slots with a count above zero are kept
-		if s < uint32(window) {
-			free--
-		}
-	}
-	return free
-}
-
 // tryClaim claims the free slot of index pos if there is one.
 func (n *Node) tryClaim(now time.Duration, rollback bool, rev string, pos, window int) {
-	if window == 0 {
-		window = n.pol.N
-	}
-	if now < n.notBefore {
+	if now < n.claimant.notBefore {
 		return
 	}
-	free := 0
-	for s := uint32(0); s < uint32(window); s++ {
-		if n.occupied[s] > 0 {
-			continue
-		}
-		if free == pos {
-			n.startClaim(now, s, rollback, rev)
-			return
-		}
-		free++
+	if s, ok := n.strat.freeSlot(pos, window); ok {
+		n.startClaim(now, s, rollback, rev)
 	}
 }
 
 func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
-	lineage := n.st.Roster.Lineage
+	lineage := n.roster.cur.Lineage
 	if lineage == "" && run.slotless {
 		// A fresh host's install before any roster: its own deployment,
 		// not a rollout's (no other host shares it).
@@ -1027,8 +746,8 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	default:
 		r.Result = ""
 	}
-	if n.claim != nil {
-		r.Slot, r.Claim = n.claim.slot, n.claim.id
+	if c := n.claimant.cur; c != nil {
+		r.Slot, r.Claim = c.slot, c.id
 	}
 	d.Kind, d.Deployment, d.Revision, d.Attempt, d.Rollback = DecideStart, run.id, run.rev, run.attempt, run.rollback
 	n.decide(d)
@@ -1036,73 +755,28 @@ func (n *Node) startRun(now time.Duration, run *runState, d Decision) {
 	n.writeRow(now)
 }
 
-// freshBackoff is how long a fresh host waits after its fails-th failed
-// install in a row: the claim timeout doubled each time, at most 5 minutes.
-func freshBackoff(t Timing, fails int) time.Duration {
-	return min(t.ClaimTimeout<<min(fails, 20), 5*time.Minute)
-}
-
-// lastGood is the revision a fresh host installs without a slot: the target
-// when its rollout is not under way (or nobody has anything), otherwise the
-// revision most hosts have installed. Only hosts that have something
-// installed say whether a rollout is under way: a fresh host's row is
-// "waiting" for the target while it installs without a slot, and if that
-// counted, fresh hosts of a new group would wait for each other forever.
-func (n *Node) lastGood() string {
-	counts := map[string]int{}
-	inFlight := false
-	for _, p := range n.peers {
-		if p == n.self || !p.hasRow || p.row.Installed == "" {
-			continue
-		}
-		counts[p.row.Installed]++
-		if p.row.Revision == n.tgt.rev && (p.row.Phase == PhaseWaiting || p.row.Phase.Running() || p.row.Phase == PhaseFailed) {
-			inFlight = true
-		}
-	}
-	if n.halted() {
-		inFlight = true
-	}
-	if len(counts) == 0 || (!inFlight && counts[n.tgt.rev] > 0) {
-		if n.halted() {
-			return ""
-		}
-		return n.tgt.rev
-	}
-	best, bc := "", -1
-	for rev, c := range counts {
-		if rev == n.tgt.rev && inFlight {
-			continue
-		}
-		if c > bc || c == bc && rev < best {
-			best, bc = rev, c
-		}
-	}
-	return best
-}
-
 // Settled reports whether this host has nothing left to do for its target:
 // no deployment, claim or gate evaluation in flight, and either the target
 // is installed, or the rollout halted (and this host rolled back if it had
 // to), or this host failed it. Used by the simulator to decide completion.
 func (n *Node) Settled() bool {
-	if n.hold != nil || len(n.gruns) > 0 { // gates it evaluates decide yet
+	if n.gating.hold != nil || len(n.gating.runs) > 0 { // gates it evaluates decide yet
 		return false
 	}
-	if n.run != nil || n.claim != nil || !n.tgt.set {
-		return n.run == nil && n.claim == nil
+	if n.run != nil || n.claimant.cur != nil || !n.strat.tgt.set {
+		return n.run == nil && n.claimant.cur == nil
 	}
 	r := n.self.row
-	if r.Installed == n.tgt.rev && !n.halted() {
+	if r.Installed == n.strat.tgt.rev && !n.halted() {
 		return true
 	}
 	switch r.Phase {
 	case PhaseRolledBack, PhaseRollbackFailed:
 		return true
 	case PhaseFailed:
-		return !n.halted() || !n.pol.Rollback
+		return !n.halted() || !n.strat.pol.Rollback
 	case PhaseSucceeded:
-		return n.halted() && !n.pol.Rollback
+		return n.halted() && !n.strat.pol.Rollback
 	case PhaseWaiting:
 		return n.halted()
 	}
@@ -1168,7 +842,7 @@ func (n *Node) RowDeployment(r Row) string {
 	if rev == "" {
 		return ""
 	}
-	return DeploymentID(n.st.Roster.Lineage, n.cfg.App, n.cfg.Group, rev, r.Attempt)
+	return DeploymentID(n.roster.cur.Lineage, n.cfg.App, n.cfg.Group, rev, r.Attempt)
 }
 
 // LocalState is the node's full state for memberlist's push-pull: every row
@@ -1183,10 +857,12 @@ func (n *Node) LocalState() []Message {
 	if f := n.st.Flag; f.Clock > 0 {
 		out = append(out, Message{Kind: KindFlag, App: n.cfg.App, From: f.Node, Flag: f})
 	}
-	if n.st.Roster.Epoch > 0 {
+	if n.roster.cur.Epoch > 0 {
 		// The roster rides along: push-pull is a stream, so a host that
 		// datagrams cannot reach still learns the voters (PROTOCOL.md §4.4).
-		out = append(out, Message{Kind: KindRosterResp, App: n.cfg.App, From: n.cfg.Host, Epoch: n.st.Roster.Epoch, Members: n.st.Roster.Members, Lineage: n.st.Roster.Lineage})
+		a := n.roster.answer()
+		a.App, a.From = n.cfg.App, n.cfg.Host
+		out = append(out, a)
 	}
 	return out
 }
@@ -1201,32 +877,24 @@ func (n *Node) NextWake() time.Duration {
 			w = t
 		}
 	}
-	if c := n.claim; c != nil && !c.lost {
-		if c.acquired {
-			lower(c.nextRenew)
-			lower(c.holdUntil())
-		} else {
-			lower(c.deadline)
-			if c.recheckAt != 0 {
-				lower(c.recheckAt)
-			}
-		}
+	if c := n.claimant.cur; c != nil {
+		c.due(lower)
 	}
-	if n.claim == nil && n.run == nil {
-		lower(n.notBefore)
-		lower(n.freshNotBefore)
-		if n.t.SkipAfter > 0 && (n.eligBefore > 0 || n.rbEligBefore > 0) {
-			lower(n.progressAt + n.t.SkipAfter)
+	if n.claimant.cur == nil && n.run == nil {
+		lower(n.claimant.notBefore)
+		lower(n.strat.freshNotBefore)
+		if n.t.SkipAfter > 0 && (n.strat.eligBefore > 0 || n.strat.rbEligBefore > 0) {
+			lower(n.strat.progressAt + n.t.SkipAfter)
 		}
-		if n.bakeFrom > 0 {
-			lower(n.bakeFrom + n.st.Desired.Deployment.Bake)
+		if n.strat.bakeFrom > 0 {
+			lower(n.strat.bakeFrom + n.st.Desired.Deployment.Bake)
 		}
 	}
 	for _, pp := range n.pendingPeers {
 		lower(pp.at)
 	}
-	if n.prop != nil {
-		lower(n.prop.deadline)
+	if p := n.roster.prop; p != nil {
+		lower(p.deadline)
 	}
 	return w
 }
@@ -1247,13 +915,7 @@ func (n *Node) Tick(now time.Duration) {
 		n.pendingPeers = rest
 	}
 	n.tickClaim(now)
-	if p := n.prop; p != nil && now >= p.deadline {
-		if p.epoch == 0 && n.st.Roster.Epoch == 0 {
-			n.bootLast = fmt.Sprintf("no roster: the last proposal of the first roster %v got %d of %d promises, %d of %d accepted; retrying",
-				p.value, len(p.promises), n.need, len(p.accepted), n.need)
-		}
-		n.prop = nil
-	}
+	n.roster.expire(now)
 	if now >= n.nextHouse {
 		n.nextHouse = now + n.t.Renew
 		n.housekeeping(now)
@@ -1265,8 +927,8 @@ func (n *Node) Tick(now time.Duration) {
 func (n *Node) Debug() string {
 	g := ""
 	if n.gated() {
-		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gruns))
+		g = fmt.Sprintf(" gateStep=%d gatesAllow=%v evaluating=%d", n.view().selfStep, n.gatesAllow(), len(n.gating.runs))
 	}
 	return g + fmt.Sprintf("tgt=%v pol=%+v eligBefore=%d rbBefore=%d runningR=%d installedR=%d unhealthy=%d unreachWaiting=%d occupied=%v failed=%v halted=%v notBefore=%s lastNow=%s claim=%v run=%v",
-		n.tgt, n.pol, n.eligBefore, n.rbEligBefore, n.runningR, n.installedR, n.unhealthy, n.unreachWaiting, n.occupied, n.failed, n.halted(), n.notBefore, n.lastNow, n.claim != nil, n.run != nil)
+		n.strat.tgt, n.strat.pol, n.strat.eligBefore, n.strat.rbEligBefore, n.strat.runningR, n.strat.installedR, n.strat.unhealthy, n.strat.unreachWaiting, n.strat.occupied, n.strat.failed, n.halted(), n.claimant.notBefore, n.lastNow, n.claimant.cur != nil, n.run != nil)
 }

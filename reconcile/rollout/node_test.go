@@ -15,7 +15,7 @@ import (
 // net is a tiny perfect network for unit tests: messages are delivered in
 // order, after every step, to hosts that are up and not cut off.
 type net struct {
-	t     *testing.T
+	t     testing.TB
 	now   time.Duration
 	nodes map[string]*Node
 	names []string
@@ -53,11 +53,11 @@ type net struct {
 var testTiming = Timing{Lease: 4 * time.Second, Renew: time.Second, ClaimTimeout: 200 * time.Millisecond,
 	Quarantine: 4 * time.Second, ProposeDelay: 300 * time.Millisecond, RemoveAfter: time.Hour, BootstrapDelay: time.Second, DriftRate: 0.01}
 
-func newNet(t *testing.T, n int, installed string) *net {
+func newNet(t testing.TB, n int, installed string) *net {
 	return newNetTiming(t, n, installed, testTiming)
 }
 
-func newNetTiming(t *testing.T, n int, installed string, timing Timing) *net {
+func newNetTiming(t testing.TB, n int, installed string, timing Timing) *net {
 	w := &net{t: t, timing: timing, nodes: map[string]*Node{}, st: map[string]Persisted{}, down: map[string]bool{}, cut: map[string]bool{}, mute: map[string]bool{}, running: map[string]Decision{}}
 	for i := 0; i < n; i++ {
 		w.names = append(w.names, fmt.Sprintf("h%d", i))
@@ -567,7 +567,7 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 		h = k
 	}
 	n := w.nodes[h]
-	c := n.claim
+	c := n.claimant.cur
 	if c == nil || !c.acquired {
 		t.Fatalf("%s holds no claim", h)
 	}
@@ -603,10 +603,10 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 			t.Fatalf("released at the abort, before the lifecycle stopped: %+v", e.Msg)
 		}
 	}
-	if n.claim == nil || !n.claim.lost || n.Row().Claim == 0 {
-		t.Fatalf("claim dropped at the abort: claim %v, row %+v", n.claim != nil, n.Row())
+	if n.claimant.cur == nil || !n.claimant.cur.lost || n.Row().Claim == 0 {
+		t.Fatalf("claim dropped at the abort: claim %v, row %+v", n.claimant.cur != nil, n.Row())
 	}
-	lostID := n.claim.id
+	lostID := n.claimant.cur.id
 	n.Finished(w.now+time.Millisecond, n.run.id, false, "")
 	out = n.TakeOutput()
 	released := false
@@ -615,8 +615,8 @@ func TestLateGrantDoesNotHealALapsedLease(t *testing.T) {
 	}
 	// A lapsed lease is not the revision's failure: the host takes its
 	// turn again (waiting), and says why.
-	if !released || n.claim != nil && n.claim.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseWaiting || !strings.Contains(n.Row().Result, "lease lost") {
-		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claim != nil, n.Row())
+	if !released || n.claimant.cur != nil && n.claimant.cur.id == lostID || n.Row().Released < lostID || n.Row().Phase != PhaseWaiting || !strings.Contains(n.Row().Result, "lease lost") {
+		t.Errorf("after Finished: released %v, claim %v, row %+v", released, n.claimant.cur != nil, n.Row())
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 // for it; 0 when it does not wait for a bake. Status uses it to say why a
 // canary rollout does not go on.
 func (n *Node) BakeUntil() time.Duration {
-	if n.pol.Strategy != manifest.Canary || n.bakeFrom == 0 || n.st.Desired.Deployment.Bake <= 0 {
+	if n.strat.pol.Strategy != manifest.Canary || n.strat.bakeFrom == 0 || n.st.Desired.Deployment.Bake <= 0 {
 		return 0
 	}
-	return n.bakeFrom + n.st.Desired.Deployment.Bake
+	return n.strat.bakeFrom + n.st.Desired.Deployment.Bake
 }

@@ -7,55 +7,53 @@ import (
 	"time"
 )
 
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
+// rosterKeeper is a host's side of the roster (gossip/PROTOCOL.md §4): the
+// roster in force, the Paxos acceptor and proposer state of the instance
+// that chooses the next one (single-decree per epoch, §4.1), its
+// activation once a majority of the roster drained, the roster this host
+// would propose (§4.2), and the bootstrap of the first roster (§4.4). It
+// sends nothing and does not touch the rest of the Node: it reads the
+// group's rows and reachability through the peers passed in and returns
+// the messages to send and the rosters to adopt (roster_node.go acts on
+// them).
+type rosterKeeper struct {
+	host    string
+	expect  int    // bootstrap_expect (Config.BootstrapExpect)
+	nonce   string // Config.Nonce: the lineage of a roster this host forms
+	t       Timing
+	started time.Duration // when this Node started (the bootstrap delay)
 
-func fnvString(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
+	cur      Roster
+	members  map[string]bool
+	isMember bool   // members[host], asked on every claim
+	need     int    // majority of the roster
+	hash     uint64 // hashMembers(cur.Members)
+
+	// Paxos acceptor state for epoch cur.Epoch+1, persisted (A2).
+	promised, accepted Ballot
+	accValue           []string
+	accLineage         string // the lineage accepted with accValue
+
+	prop          *proposal
+	seenRound     uint64
+	accCounts     map[accKey]int // drained members per accepted roster value
+	activationDue bool
+
+	wantSince   time.Duration
+	houseRounds int
+	forceRemove map[string]bool
+	from        string // a peer whose row shows a roster this host lacks
+
+	bootSeen  int           // hosts without a roster in the last bootstrap pass (bootPlan.seen)
+	bootSince time.Duration // when bootSeen last changed
+	bootReady time.Duration // when the bootstrap plan became ready (0: it is not)
+	bootLast  string        // how the last proposal of the first roster ended, for RosterState
 }
 
-// hash2 is FNV-1a of a, a separator and b, finished with a 64-bit mixer so
-// that hosts with similar names spread over the order.
-func hash2(a, b string) uint64 {
-	h := fnvString(fnvOffset, a)
-	h ^= 0xff
-	h *= fnvPrime
-	h = fnvString(h, b)
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
-}
-
-// hashMembers identifies a member list; never 0 for a non-empty list.
-func hashMembers(ms []string) uint64 {
-	if len(ms) == 0 {
-		return 0
-	}
-	h := uint64(fnvOffset)
-	for _, m := range ms {
-		h = fnvString(h, m)
-		h ^= 0xff
-		h *= fnvPrime
-	}
-	return h | 1
-}
-
-// attemptOf derives the attempt number from the manifest id, so that every
-// host computes the same attempt without messages.
-func attemptOf(manifestID string) uint32 {
-	if manifestID == "" {
-		return 0
-	}
-	return uint32(hash2("attempt", manifestID))
+// accKey identifies an accepted roster value reported by a drained member.
+type accKey struct {
+	b Ballot
+	h uint64
 }
 
 // proposal is this host's Paxos proposer state for roster epoch+1.
@@ -73,117 +71,189 @@ type proposal struct {
 	deadline time.Duration
 }
 
-func (n *Node) setRoster(r Roster) {
-	n.st.Roster = r
-	n.members = make(map[string]bool, len(r.Members))
-	for _, m := range r.Members {
-		n.members[m] = true
+// newRosterKeeper restores the roster and the acceptor state of st.
+func newRosterKeeper(cfg Config, st *Persisted, now time.Duration) rosterKeeper {
+	k := rosterKeeper{
+		host: cfg.Host, expect: cfg.BootstrapExpect, nonce: cfg.Nonce, t: cfg.Timing, started: now,
+		promised: st.Promised, accepted: st.Accepted, accValue: st.AccValue, accLineage: st.AccLineage,
+		accCounts: map[accKey]int{}, forceRemove: map[string]bool{},
+		bootSeen: 1, bootSince: now,
 	}
-	n.isMember = n.members[n.cfg.Host]
-	n.need = len(r.Members)/2 + 1
-	if r.Epoch == 0 && n.cfg.BootstrapExpect > 0 {
-		n.need = n.cfg.BootstrapExpect/2 + 1 // the first roster's quorum (§4.4)
-	}
-	n.rosterHash = hashMembers(r.Members)
-	if n.tgt.set {
-		n.pol = Resolve(n.st.Desired.Deployment, len(r.Members))
-	}
-	if n.self != nil {
-		n.self.member = n.isMember
-	}
+	k.set(st.Roster)
+	return k
 }
 
-// adoptRoster moves to a newer committed roster and clears the acceptor
-// state of the old epoch.
-func (n *Node) adoptRoster(now time.Duration, r Roster) {
+// persist writes the roster and the acceptor state into p (A2).
+func (k *rosterKeeper) persist(p *Persisted) {
+	p.Roster = k.cur
+	p.Roster.Members = append([]string(nil), k.cur.Members...)
+	p.Promised, p.Accepted, p.AccLineage = k.promised, k.accepted, k.accLineage
+	p.AccValue = append([]string(nil), k.accValue...)
+}
+
+func (k *rosterKeeper) set(r Roster) {
+	k.cur = r
+	k.members = make(map[string]bool, len(r.Members))
+	for _, m := range r.Members {
+		k.members[m] = true
+	}
+	k.isMember = k.members[k.host]
+	k.need = len(r.Members)/2 + 1
+	if r.Epoch == 0 && k.expect > 0 {
+		k.need = k.expect/2 + 1 // the first roster's quorum (§4.4)
+	}
+	k.hash = hashMembers(r.Members)
+}
+
+// frozen reports whether this host accepted a roster change: it grants no
+// new lease, only renews (§4.1).
+func (k *rosterKeeper) frozen() bool { return !k.accepted.IsZero() }
+
+// adopt moves to a newer committed roster and clears the acceptor state of
+// the old epoch.
+func (k *rosterKeeper) adopt(r Roster) {
 	r.Members = slices.Clone(r.Members)
-	n.setRoster(r)
-	n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = Ballot{}, Ballot{}, nil, ""
-	for h := range n.forceRemove {
-		if !n.members[h] {
+	k.set(r)
+	k.promised, k.accepted, k.accValue, k.accLineage = Ballot{}, Ballot{}, nil, ""
+	for h := range k.forceRemove {
+		if !k.members[h] {
 			// Done: a roster without it. A later re-admission (the host
 			// came back and joined) is the group's to decide, not a
 			// reason to remove it again.
-			delete(n.forceRemove, h)
+			delete(k.forceRemove, h)
 		}
 	}
-	n.prop = nil
-	n.wantSince = 0
-	n.dirty = true
-	n.recount(now)
-	n.writeRow(now)
+	k.prop = nil
+	k.wantSince = 0
 }
 
-// wantsRosterOf reports whether r shows a roster this host should fetch: a
+// remove is the operator's removal of host (PROTOCOL.md §4.2): left out of
+// the roster this host wants, now.
+func (k *rosterKeeper) remove(host string) {
+	k.forceRemove[host] = true
+	k.wantSince = 0
+}
+
+// wants reports whether r shows a roster this host should fetch: a
 // newer epoch, or (bootstrap by A4 only) another epoch-1 roster formed apart.
 // With bootstrap_expect two epoch-1 rosters cannot both be chosen, so one
 // that differs is never fetched; it is counted (Stats.RosterConflicts).
-func (n *Node) wantsRosterOf(r *Row) bool {
-	return r.Epoch > n.st.Roster.Epoch ||
-		n.cfg.BootstrapExpect == 0 && r.Epoch == 1 && n.st.Roster.Epoch == 1 && r.RosterHash != n.rosterHash
+func (k *rosterKeeper) wants(r *Row) bool {
+	return r.Epoch > k.cur.Epoch ||
+		k.expect == 0 && r.Epoch == 1 && k.cur.Epoch == 1 && r.RosterHash != k.hash
 }
 
-func (n *Node) rosterSeen(now time.Duration, p *peer) {
-	if n.wantsRosterOf(&p.row) {
-		n.send(p.host, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
-		n.rosterFrom = p.host // asked again every housekeeping round until adopted
-		return
+// seenOutcome is what a row's roster state asks of this host.
+type seenOutcome uint8
+
+const (
+	seenNothing  seenOutcome = iota
+	seenFetch                // ask its host for its roster (RosterReq)
+	seenConflict             // another roster of this epoch although bootstrap_expect is set
+)
+
+// seen looks at the roster state of host's row r.
+func (k *rosterKeeper) seen(host string, r *Row) seenOutcome {
+	if k.wants(r) {
+		k.from = host // asked again every housekeeping round until adopted
+		return seenFetch
 	}
-	if n.cfg.BootstrapExpect > 0 && p.row.Epoch == n.st.Roster.Epoch && p.row.Epoch > 0 && p.row.RosterHash != n.rosterHash {
-		n.stats.RosterConflicts++
+	if k.expect > 0 && r.Epoch == k.cur.Epoch && r.Epoch > 0 && r.RosterHash != k.hash {
+		return seenConflict
 	}
+	return seenNothing
 }
 
-// rerequestRoster asks again for a roster a peer's row shows and this host
-// has not adopted: the request or its answer may have been lost.
-func (n *Node) rerequestRoster() {
-	if n.rosterFrom == "" {
-		return
+// refetch returns the host to ask again for a roster its row shows and this
+// host has not adopted ("": none): the request or its answer may have been
+// lost.
+func (k *rosterKeeper) refetch(peers map[string]*peer) string {
+	if k.from == "" {
+		return ""
 	}
-	p := n.peers[n.rosterFrom]
-	if p == nil || !p.hasRow || !n.wantsRosterOf(&p.row) {
-		n.rosterFrom = ""
-		return
+	p := peers[k.from]
+	if p == nil || !p.hasRow || !k.wants(&p.row) {
+		k.from = ""
+		return ""
 	}
-	n.send(p.host, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
+	return p.host
 }
 
-func (n *Node) onRosterResp(now time.Duration, m Message) {
-	mine := n.st.Roster
+// request is the RosterReq this host sends.
+func (k *rosterKeeper) request() Message { return Message{Kind: KindRosterReq, Epoch: k.cur.Epoch} }
+
+// answer is this host's RosterResp.
+func (k *rosterKeeper) answer() Message {
+	return Message{Kind: KindRosterResp, Epoch: k.cur.Epoch, Members: k.cur.Members, Lineage: k.cur.Lineage}
+}
+
+// onAnswer decides on a peer's roster m (a RosterResp): adopt reports a
+// roster to adopt; conflict another first roster although bootstrap_expect
+// is set (A4' broken: see PROTOCOL.md §4.4).
+func (k *rosterKeeper) onAnswer(m *Message) (r Roster, adopt, conflict bool) {
+	mine := k.cur
 	if len(m.Members) == 0 {
-		return
+		return Roster{}, false, false
 	}
+	theirs := Roster{Epoch: m.Epoch, Members: m.Members, Lineage: m.Lineage}
 	switch {
 	case m.Epoch > mine.Epoch:
-		n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members, Lineage: m.Lineage})
-	case m.Epoch != 1 || mine.Epoch != 1 || hashMembers(m.Members) == n.rosterHash:
-	case n.cfg.BootstrapExpect == 0:
+		return theirs, true, false
+	case m.Epoch != 1 || mine.Epoch != 1 || hashMembers(m.Members) == k.hash:
+	case k.expect == 0:
 		if bootstrapWins(m.Members, mine.Members) {
-			n.adoptRoster(now, Roster{Epoch: m.Epoch, Members: m.Members, Lineage: m.Lineage})
+			return theirs, true, false
 		}
 	default:
-		n.stats.RosterConflicts++ // A4' broken: see PROTOCOL.md §4.4
+		return Roster{}, false, true
+	}
+	return Roster{}, false, false
+}
+
+// countDrained adds d to the drained members that report the accepted
+// value acc (zero: none); a value a majority reports makes an activation
+// due (takeActivationDue).
+func (k *rosterKeeper) countDrained(acc accKey, d int) {
+	if acc.h == 0 {
+		return
+	}
+	k.accCounts[acc] += d
+	if k.accCounts[acc] <= 0 {
+		delete(k.accCounts, acc)
+	} else if d > 0 && k.accCounts[acc] >= k.need {
+		k.activationDue = true
 	}
 }
 
-// checkActivation activates roster epoch+1 when a majority of the current
-// roster reports the same accepted value and is drained (PROTOCOL.md §4.1).
-func (n *Node) checkActivation(now time.Duration) {
-	e := n.st.Roster.Epoch
-	if e == 0 && n.cfg.BootstrapExpect == 0 {
-		return
+// resetDrained forgets the counts (every peer is counted again).
+func (k *rosterKeeper) resetDrained() { k.accCounts = map[accKey]int{} }
+
+// takeActivationDue reports, once, that a value reached a majority of
+// drained members since the last call.
+func (k *rosterKeeper) takeActivationDue() bool {
+	due := k.activationDue
+	k.activationDue = false
+	return due
+}
+
+// activation returns roster epoch+1 when a majority of the current roster
+// reports the same accepted value and is drained (PROTOCOL.md §4.1).
+func (k *rosterKeeper) activation() (Roster, bool) {
+	e := k.cur.Epoch
+	if e == 0 && k.expect == 0 {
+		return Roster{}, false
 	}
-	for k, c := range n.accCounts {
-		if c < n.need {
+	for key, c := range k.accCounts {
+		if c < k.need {
 			continue
 		}
 		var val []string
 		var lin string
 		switch {
-		case hashMembers(n.st.AccValue) == k.h:
-			val, lin = n.st.AccValue, n.st.AccLineage
-		case n.prop != nil && n.prop.phase == 2 && hashMembers(n.prop.value) == k.h:
-			val, lin = n.prop.value, n.prop.lineage
+		case hashMembers(k.accValue) == key.h:
+			val, lin = k.accValue, k.accLineage
+		case k.prop != nil && k.prop.phase == 2 && hashMembers(k.prop.value) == key.h:
+			val, lin = k.prop.value, k.prop.lineage
 		default:
 			continue // we do not hold the value; we will fetch the roster once someone activated
 		}
@@ -191,95 +261,98 @@ func (n *Node) checkActivation(now time.Duration) {
 			// Chosen by an older drover: keep ours. (Proposers propose
 			// their roster's lineage, so a group's lineage never changes
 			// once set, and every host activating the value adopts it.)
-			lin = n.st.Roster.Lineage
+			lin = k.cur.Lineage
 		}
-		n.adoptRoster(now, Roster{Epoch: e + 1, Members: val, Lineage: lin})
-		return
+		return Roster{Epoch: e + 1, Members: val, Lineage: lin}, true
 	}
+	return Roster{}, false
 }
 
-// desiredRoster is the roster this host would propose (PROTOCOL.md §4.2).
-func (n *Node) desiredRoster(now time.Duration) []string {
+// desired is the roster this host would propose (PROTOCOL.md §4.2). hold:
+// the rollout halted or is paused, so waiting hosts do not keep the group
+// from being quiet.
+func (k *rosterKeeper) desired(now time.Duration, peers map[string]*peer, hold bool) []string {
 	var out []string
-	for _, h := range n.st.Roster.Members {
-		if n.forceRemove[h] {
+	for _, h := range k.cur.Members {
+		if k.forceRemove[h] {
 			continue
 		}
-		if p := n.peers[h]; p != nil && h != n.cfg.Host {
-			if p.reach == ReachLeft || p.reach == ReachDead && now-p.since >= n.t.RemoveAfter {
+		if p := peers[h]; p != nil && h != k.host {
+			if p.reach == ReachLeft || p.reach == ReachDead && now-p.since >= k.t.RemoveAfter {
 				continue
 			}
 		}
 		out = append(out, h)
 	}
 	quiet := true
-	for _, p := range n.peers {
+	for _, p := range peers {
 		if !p.hasRow {
 			continue
 		}
-		if p.row.Phase.Running() || p.row.Phase == PhaseWaiting && !n.halted() && !n.paused() && p.reach.Reachable() {
+		if p.row.Phase.Running() || p.row.Phase == PhaseWaiting && !hold && p.reach.Reachable() {
 			quiet = false
 			break
 		}
 	}
 	if quiet {
-		for _, p := range n.peers {
-			if p.hasRow && !p.member && p.reach == ReachAlive && !n.forceRemove[p.host] {
+		for _, p := range peers {
+			if p.hasRow && !p.member && p.reach == ReachAlive && !k.forceRemove[p.host] {
 				out = append(out, p.host)
 			}
 		}
 	}
 	slices.Sort(out)
 	if len(out) == 0 {
-		return n.st.Roster.Members
+		return k.cur.Members
 	}
 	return out
 }
 
-// housekeeping runs every Renew: bootstrap, roster proposals, drain reports.
-func (n *Node) housekeeping(now time.Duration) {
-	if n.frozen() && n.self.row.Drained != (n.activeLocks(now) == 0) {
-		n.writeRow(now)
+// groupCounts is what housekeeping reads of the counters over the group.
+type groupCounts struct {
+	quiet       bool // no host runs, none waits (or the rollout halted or is paused)
+	joiners     int  // alive, with a row, not voters
+	membersGone int  // voters memberlist reports dead
+	membersLeft int  // voters that left gracefully
+}
+
+// change is the roster change housekeeping (every Renew, a voter with a
+// roster) would propose now: the desired roster, or the accepted value to
+// finish while frozen, once this host's turn came (the first-ranked
+// reachable voter after ProposeDelay, the one at place p after
+// ProposeDelay·(1+p)). nil: nothing to propose now.
+func (k *rosterKeeper) change(now time.Duration, peers map[string]*peer, c groupCounts, hold bool) []string {
+	k.houseRounds++
+	deadOnly := c.membersGone > 0 && k.houseRounds%8 != 0 // dead voters matter only after RemoveAfter
+	if !k.frozen() && c.membersLeft == 0 && (c.membersGone == 0 || deadOnly) && len(k.forceRemove) == 0 && (c.joiners == 0 || !c.quiet) {
+		k.wantSince = 0
+		return nil // nothing to change: skip the pass over the roster
 	}
-	n.rerequestRoster()
-	if n.st.Roster.Epoch == 0 {
-		n.bootstrap(now)
-		return
+	want := k.desired(now, peers, hold)
+	if k.frozen() {
+		want = k.accValue // finish what was accepted
+	} else if slices.Equal(want, k.cur.Members) {
+		k.wantSince = 0
+		return nil
 	}
-	n.checkActivation(now)
-	if !n.isMember {
-		return
+	if k.wantSince == 0 {
+		k.wantSince = now
 	}
-	quiet := n.unhealthy == 0 && (n.waitingAll == 0 || n.halted() || n.paused())
-	n.houseRounds++
-	deadOnly := n.membersGone > 0 && n.houseRounds%8 != 0 // dead voters matter only after RemoveAfter
-	if !n.frozen() && n.membersLeft == 0 && (n.membersGone == 0 || deadOnly) && len(n.forceRemove) == 0 && (n.joiners == 0 || !quiet) {
-		n.wantSince = 0
-		return // nothing to change: skip the pass over the roster
-	}
-	want := n.desiredRoster(now)
-	if n.frozen() {
-		want = n.st.AccValue // finish what was accepted
-	} else if slices.Equal(want, n.st.Roster.Members) {
-		n.wantSince = 0
-		return
-	}
-	if n.wantSince == 0 {
-		n.wantSince = now
-	}
-	if n.prop != nil {
-		return
+	if k.prop != nil {
+		return nil
 	}
 	pos := 0
-	mine := hash2(strconv.FormatUint(n.st.Roster.Epoch, 10), n.cfg.Host)
-	for _, h := range n.st.Roster.Members {
-		if p := n.peers[h]; h != n.cfg.Host && p != nil && p.reach.Reachable() && hash2(strconv.FormatUint(n.st.Roster.Epoch, 10), h) < mine {
+	epoch := strconv.FormatUint(k.cur.Epoch, 10)
+	mine := hash2(epoch, k.host)
+	for _, h := range k.cur.Members {
+		if p := peers[h]; h != k.host && p != nil && p.reach.Reachable() && hash2(epoch, h) < mine {
 			pos++
 		}
 	}
-	if now >= n.wantSince+n.t.ProposeDelay*time.Duration(1+pos) {
-		n.propose(now, want)
+	if now >= k.wantSince+k.t.ProposeDelay*time.Duration(1+pos) {
+		return want
 	}
+	return nil
 }
 
 // bootstrapWins decides between two epoch-1 rosters formed apart (A4): the
@@ -300,21 +373,21 @@ type bootPlan struct {
 	seen  int      // hosts without a roster seen alive with rows, this one included
 }
 
-// bootPlan computes the plan. It reads the node and changes nothing, so
-// that Status can call it too.
-func (n *Node) bootPlan(now time.Duration) bootPlan {
+// bootPlan computes the plan. It changes nothing, so that Status can call
+// it too.
+func (k *rosterKeeper) bootPlan(now time.Duration, peers map[string]*peer) bootPlan {
 	var pl bootPlan
-	if n.st.Roster.Epoch > 0 {
+	if k.cur.Epoch > 0 {
 		return pl
 	}
-	if p := n.peers[n.rosterFrom]; n.rosterFrom != "" && p != nil && p.hasRow && p.reach == ReachAlive {
+	if p := peers[k.from]; k.from != "" && p != nil && p.hasRow && p.reach == ReachAlive {
 		pl.why = fmt.Sprintf("no roster: fetching the roster of epoch %d from %s", p.row.Epoch, p.host)
 		return pl
 	}
-	hosts := []string{n.cfg.Host}
+	hosts := []string{k.host}
 	var noRow []string
-	for _, p := range n.peers {
-		if p == n.self || p.reach != ReachAlive {
+	for _, p := range peers {
+		if p.host == k.host || p.reach != ReachAlive {
 			continue
 		}
 		if !p.hasRow {
@@ -330,15 +403,15 @@ func (n *Node) bootPlan(now time.Duration) bootPlan {
 	slices.Sort(hosts)
 	slices.Sort(noRow)
 	pl.seen = len(hosts)
-	N := n.cfg.BootstrapExpect
+	N := k.expect
 	if N == 0 {
 		// A4: the first host by name creates the roster alone.
 		switch {
-		case now < n.started+n.t.BootstrapDelay:
+		case now < k.started+k.t.BootstrapDelay:
 			pl.why = "no roster: bootstrap delay (rows may still come)"
 		case len(noRow) > 0:
 			pl.why = "no roster: waiting for row of " + noRow[0] // it may know the roster
-		case hosts[0] != n.cfg.Host:
+		case hosts[0] != k.host:
 			pl.why = fmt.Sprintf("no roster: bootstrap waits for %s (first by name)", hosts[0])
 		default:
 			pl.value = hosts
@@ -358,23 +431,23 @@ func (n *Node) bootPlan(now time.Duration) bootPlan {
 	case len(hosts) < q:
 		pl.why = waiting
 		return pl
-	case len(hosts) < N && (len(noRow) > 0 || n.t.BootstrapPartial <= 0):
+	case len(hosts) < N && (len(noRow) > 0 || k.t.BootstrapPartial <= 0):
 		pl.why = waiting
 		return pl
-	case len(hosts) < N && now < n.bootSince+n.t.BootstrapPartial:
-		pl.why = fmt.Sprintf("%s (a majority forms it without the others in %s)", waiting, (n.bootSince + n.t.BootstrapPartial - now).Round(time.Millisecond))
+	case len(hosts) < N && now < k.bootSince+k.t.BootstrapPartial:
+		pl.why = fmt.Sprintf("%s (a majority forms it without the others in %s)", waiting, (k.bootSince + k.t.BootstrapPartial - now).Round(time.Millisecond))
 		return pl
-	case now < n.started+n.t.BootstrapDelay:
+	case now < k.started+k.t.BootstrapDelay:
 		pl.why = "no roster: bootstrap delay (rows may still come)"
 		return pl
 	}
 	pl.ready = true
-	pos := slices.Index(hosts, n.cfg.Host)
-	ready := n.bootReady
+	pos := slices.Index(hosts, k.host)
+	ready := k.bootReady
 	if ready == 0 {
 		ready = now
 	}
-	if pos > 0 && now < ready+n.t.ProposeDelay*time.Duration(pos) {
+	if pos > 0 && now < ready+k.t.ProposeDelay*time.Duration(pos) {
 		pl.why = fmt.Sprintf("no roster: bootstrap waits for %s (first by name)", hosts[0])
 		return pl
 	}
@@ -384,14 +457,14 @@ func (n *Node) bootPlan(now time.Duration) bootPlan {
 
 // bootAcceptor reports whether this host takes part, as an acceptor, in
 // choosing the first roster proposed by m (bootstrap_expect, §4.4).
-func (n *Node) bootAcceptor(m *Message) bool {
-	N := n.cfg.BootstrapExpect
-	if N == 0 || int(m.Expect) != N || n.st.Roster.Epoch != 0 {
+func (k *rosterKeeper) bootAcceptor(m *Message, peers map[string]*peer) bool {
+	N := k.expect
+	if N == 0 || int(m.Expect) != N || k.cur.Epoch != 0 {
 		return false
 	}
 	seen := 1
-	for _, p := range n.peers {
-		if p == n.self || !p.hasRow {
+	for _, p := range peers {
+		if p.host == k.host || !p.hasRow {
 			continue
 		}
 		if p.row.Epoch > 0 {
@@ -404,29 +477,30 @@ func (n *Node) bootAcceptor(m *Message) bool {
 	return seen <= N // more hosts without a roster than expected: A4' broken, stay out
 }
 
-func (n *Node) bootstrap(now time.Duration) {
-	pl := n.bootPlan(now)
-	if pl.seen != n.bootSeen {
-		n.bootSeen, n.bootSince = pl.seen, now
-		pl = n.bootPlan(now)
+// bootstrap is the housekeeping of a host without a roster: the first
+// roster to create alone (create, A4) or to propose (bootstrap_expect),
+// nil when there is none yet or this host's proposal is in flight.
+func (k *rosterKeeper) bootstrap(now time.Duration, peers map[string]*peer) (value []string, create bool) {
+	pl := k.bootPlan(now, peers)
+	if pl.seen != k.bootSeen {
+		k.bootSeen, k.bootSince = pl.seen, now
+		pl = k.bootPlan(now, peers)
 	}
-	if n.cfg.BootstrapExpect == 0 {
-		if pl.value != nil {
-			n.adoptRoster(now, Roster{Epoch: 1, Members: pl.value, Lineage: n.cfg.Nonce})
-		}
-		return
+	if k.expect == 0 {
+		return pl.value, true
 	}
 	if !pl.ready {
-		n.bootReady = 0
-		return
+		k.bootReady = 0
+		return nil, false
 	}
-	if n.bootReady == 0 {
-		n.bootReady = now
-		pl = n.bootPlan(now)
+	if k.bootReady == 0 {
+		k.bootReady = now
+		pl = k.bootPlan(now, peers)
 	}
-	if pl.value != nil && n.prop == nil {
-		n.propose(now, pl.value)
+	if pl.value != nil && k.prop == nil {
+		return pl.value, false
 	}
+	return nil, false
 }
 
 // RosterState is what a host knows of its group's roster, for drover
@@ -439,167 +513,163 @@ type RosterState struct {
 	Why string
 }
 
-// RosterState returns the roster's state and, without one, why.
-func (n *Node) RosterState(now time.Duration) RosterState {
-	rs := RosterState{Epoch: n.st.Roster.Epoch, Members: len(n.st.Roster.Members), Voter: n.isMember}
+// state is the roster's state and, without one, why.
+func (k *rosterKeeper) state(now time.Duration, peers map[string]*peer) RosterState {
+	rs := RosterState{Epoch: k.cur.Epoch, Members: len(k.cur.Members), Voter: k.isMember}
 	if rs.Epoch > 0 {
 		return rs
 	}
-	pl := n.bootPlan(now)
+	pl := k.bootPlan(now, peers)
 	rs.Why = pl.why
-	if p := n.prop; p != nil && p.epoch == 0 {
+	if p := k.prop; p != nil && p.epoch == 0 {
 		if p.phase == 1 {
-			rs.Why = fmt.Sprintf("no roster: proposing the first roster %v, %d of %d promises", p.value, len(p.promises), n.need)
+			rs.Why = fmt.Sprintf("no roster: proposing the first roster %v, %d of %d promises", p.value, len(p.promises), k.need)
 		} else {
-			rs.Why = fmt.Sprintf("no roster: proposing the first roster %v, %d of %d accepted", p.value, len(p.accepted), n.need)
+			rs.Why = fmt.Sprintf("no roster: proposing the first roster %v, %d of %d accepted", p.value, len(p.accepted), k.need)
 		}
-	} else if rs.Why == "" && n.frozen() {
-		rs.Why = fmt.Sprintf("no roster: accepted the first roster %v, waiting for %d of bootstrap_expect %d to accept it", n.st.AccValue, n.need, n.cfg.BootstrapExpect)
-	} else if rs.Why == "" && n.bootLast != "" {
-		rs.Why = n.bootLast
+	} else if rs.Why == "" && k.frozen() {
+		rs.Why = fmt.Sprintf("no roster: accepted the first roster %v, waiting for %d of bootstrap_expect %d to accept it", k.accValue, k.need, k.expect)
+	} else if rs.Why == "" && k.bootLast != "" {
+		rs.Why = k.bootLast
 	} else if rs.Why == "" {
 		rs.Why = "no roster: proposing the first roster"
 	}
 	return rs
 }
 
-func (n *Node) propose(now time.Duration, value []string) {
-	round := max(n.st.Promised.Round, n.st.Accepted.Round, n.seenRound) + 1
+// propose starts a proposal of value for epoch+1 and returns its Prepare.
+func (k *rosterKeeper) propose(now time.Duration, value []string) Message {
+	round := max(k.promised.Round, k.accepted.Round, k.seenRound) + 1
 	p := &proposal{
-		ballot: Ballot{Round: round, Node: n.cfg.Host}, epoch: n.st.Roster.Epoch,
+		ballot: Ballot{Round: round, Node: k.host}, epoch: k.cur.Epoch,
 		value: slices.Clone(value), promises: map[string]bool{}, accepted: map[string]bool{}, phase: 1,
-		deadline: now + 4*n.t.ClaimTimeout + n.t.ProposeDelay, lineage: n.st.Roster.Lineage,
+		deadline: now + 4*k.t.ClaimTimeout + k.t.ProposeDelay, lineage: k.cur.Lineage,
 	}
 	if p.lineage == "" {
-		p.lineage = n.cfg.Nonce // a first roster, or an older drover's
+		p.lineage = k.nonce // a first roster, or an older drover's
 	}
-	n.prop = p
-	m := Message{Kind: KindPrepare, Epoch: p.epoch, Ballot: p.ballot, Expect: uint32(n.cfg.BootstrapExpect)}
-	self := n.promise(now, &m)
-	self.From = n.cfg.Host
-	n.sendAcceptors(m)
-	n.onPromise(now, self)
+	k.prop = p
+	return Message{Kind: KindPrepare, Epoch: p.epoch, Ballot: p.ballot, Expect: uint32(k.expect)}
 }
 
-// sendAcceptors sends m to the acceptors of the current instance: the
-// roster's members, or for the first roster (bootstrap_expect) every host
-// of the group this host knows, in name order.
-func (n *Node) sendAcceptors(m Message) {
-	if n.st.Roster.Epoch > 0 {
-		n.sendMembers(m)
+// expire drops a proposal whose deadline passed (it is retried with a
+// higher ballot), and for the first roster remembers how it ended.
+func (k *rosterKeeper) expire(now time.Duration) {
+	p := k.prop
+	if p == nil || now < p.deadline {
 		return
 	}
-	hosts := make([]string, 0, len(n.peers))
-	for h := range n.peers {
-		if h != n.cfg.Host {
+	if p.epoch == 0 && k.cur.Epoch == 0 {
+		k.bootLast = fmt.Sprintf("no roster: the last proposal of the first roster %v got %d of %d promises, %d of %d accepted; retrying",
+			p.value, len(p.promises), k.need, len(p.accepted), k.need)
+	}
+	k.prop = nil
+}
+
+// acceptors are the hosts to send the messages of this host's proposal
+// to: the roster's members, or for the first roster (bootstrap_expect)
+// every host of the group this host knows, in name order. It may include
+// this host.
+func (k *rosterKeeper) acceptors(peers map[string]*peer) []string {
+	if k.cur.Epoch > 0 {
+		return k.cur.Members
+	}
+	hosts := make([]string, 0, len(peers))
+	for h := range peers {
+		if h != k.host {
 			hosts = append(hosts, h)
 		}
 	}
 	slices.Sort(hosts)
-	for _, h := range hosts {
-		n.send(h, m)
-	}
+	return hosts
 }
 
 // acceptor reports whether this host is an acceptor of the instance m is
 // about: a member of roster m.Epoch choosing epoch+1, or, for the first
 // roster, a host without one that expects the same group size.
-func (n *Node) acceptor(m *Message) bool {
-	if m.Epoch != n.st.Roster.Epoch {
+func (k *rosterKeeper) acceptor(m *Message, peers map[string]*peer) bool {
+	if m.Epoch != k.cur.Epoch {
 		return false
 	}
 	if m.Epoch == 0 {
-		return n.bootAcceptor(m)
+		return k.bootAcceptor(m, peers)
 	}
-	return n.isMember
+	return k.isMember
 }
 
-// promise is the acceptor's phase 1.
-func (n *Node) promise(now time.Duration, m *Message) Message {
-	r := Message{Kind: KindPromise, Epoch: n.st.Roster.Epoch, Round: m.Ballot.Round, Holder: m.Ballot.Node}
-	if !n.acceptor(m) || m.Ballot.Less(n.st.Promised) {
-		r.Ballot = n.st.Promised // tells the proposer which round to beat
-		return r
+// promise is the acceptor's phase 1; changed reports that the acceptor
+// state changed (to persist).
+func (k *rosterKeeper) promise(m *Message, peers map[string]*peer) (r Message, changed bool) {
+	r = Message{Kind: KindPromise, Epoch: k.cur.Epoch, Round: m.Ballot.Round, Holder: m.Ballot.Node}
+	if !k.acceptor(m, peers) || m.Ballot.Less(k.promised) {
+		r.Ballot = k.promised // tells the proposer which round to beat
+		return r, false
 	}
-	n.st.Promised = m.Ballot
-	n.dirty = true
-	r.OK, r.Ballot, r.Members, r.Lineage = true, n.st.Accepted, n.st.AccValue, n.st.AccLineage
-	return r
+	k.promised = m.Ballot
+	r.OK, r.Ballot, r.Members, r.Lineage = true, k.accepted, k.accValue, k.accLineage
+	return r, true
 }
 
-func (n *Node) onPrepare(now time.Duration, m *Message) { n.send(m.From, n.promise(now, m)) }
-
-func (n *Node) onPromise(now time.Duration, m Message) {
-	p := n.prop
+// onPromise counts promise m for this host's proposal. A refusal from a
+// later epoch asks for the roster (fetch); a quorum of promises moves the
+// proposal to phase 2 and returns its Accept (ok).
+func (k *rosterKeeper) onPromise(m *Message) (accept Message, fetch, ok bool) {
+	p := k.prop
 	if p == nil || p.phase != 1 || m.Round != p.ballot.Round || m.Holder != p.ballot.Node {
-		return
+		return Message{}, false, false
 	}
 	if !m.OK {
-		n.seenRound = max(n.seenRound, m.Ballot.Round)
-		if m.Epoch > n.st.Roster.Epoch {
-			n.send(m.From, Message{Kind: KindRosterReq, Epoch: n.st.Roster.Epoch})
-		}
-		return
+		k.seenRound = max(k.seenRound, m.Ballot.Round)
+		return Message{}, m.Epoch > k.cur.Epoch, false
 	}
 	p.promises[m.From] = true
 	if !m.Ballot.IsZero() && p.best.Less(m.Ballot) {
 		p.best, p.bestVal, p.bestLin = m.Ballot, m.Members, m.Lineage
 	}
-	if len(p.promises) < n.need {
-		return
+	if len(p.promises) < k.need {
+		return Message{}, false, false
 	}
 	p.phase = 2
 	if !p.best.IsZero() {
 		// Paxos: finish what a quorum may have chosen, lineage included.
 		p.value, p.lineage = slices.Clone(p.bestVal), p.bestLin
 	}
-	a := Message{Kind: KindAccept, Epoch: p.epoch, Ballot: p.ballot, Members: p.value, Expect: uint32(n.cfg.BootstrapExpect), Lineage: p.lineage}
-	if n.accept(now, &a) {
-		n.onAccepted(now, Message{Kind: KindAccepted, From: n.cfg.Host, Epoch: a.Epoch, Ballot: a.Ballot, OK: true})
-	}
-	n.sendAcceptors(a)
+	return Message{Kind: KindAccept, Epoch: p.epoch, Ballot: p.ballot, Members: p.value, Expect: uint32(k.expect), Lineage: p.lineage}, false, true
 }
 
 // accept is the acceptor's phase 2; accepting freezes this voter.
-func (n *Node) accept(now time.Duration, m *Message) bool {
-	if !n.acceptor(m) || m.Ballot.Less(n.st.Promised) || len(m.Members) == 0 {
+func (k *rosterKeeper) accept(m *Message, peers map[string]*peer) bool {
+	if !k.acceptor(m, peers) || m.Ballot.Less(k.promised) || len(m.Members) == 0 {
 		return false
 	}
-	n.st.Promised, n.st.Accepted, n.st.AccValue, n.st.AccLineage = m.Ballot, m.Ballot, slices.Clone(m.Members), m.Lineage
-	n.dirty = true
-	n.writeRow(now)
-	n.checkActivation(now)
+	k.promised, k.accepted, k.accValue, k.accLineage = m.Ballot, m.Ballot, slices.Clone(m.Members), m.Lineage
 	return true
-}
-
-func (n *Node) onAccept(now time.Duration, m *Message) {
-	ok := n.accept(now, m)
-	n.send(m.From, Message{Kind: KindAccepted, Epoch: m.Epoch, Ballot: m.Ballot, OK: ok})
 }
 
 // onAccepted counts acceptances of this host's proposal of the first roster:
 // accepted by a quorum of ⌊N/2⌋+1, it is chosen, and no lease of an earlier
 // epoch exists to drain, so the proposer adopts it at once (the others learn
-// it from its row).
+// it from its row): it returns the roster to adopt.
 //
 // The other Accepted answers are ignored on purpose:
 //   - of a roster change (epoch ≥ 1): that a quorum accepted is not enough
 //     to activate it, leases of the current epoch must drain first, so it is
 //     activated from the acceptors' rows (accepted ballot, value hash,
-//     Drained; checkActivation) and never from these answers. Acceptors send
+//     Drained; activation) and never from these answers. Acceptors send
 //     them all the same (onAccept answers every Accept), as every drover
 //     has, so the wire stays the same both ways;
 //   - a refusal (OK false) carries no higher ballot to learn from (it echoes
 //     the proposal's): the proposal runs to its deadline and is retried
 //     with a higher ballot, learnt from the refusing promises;
 //   - of another ballot or an abandoned proposal: late or duplicated.
-func (n *Node) onAccepted(now time.Duration, m Message) {
-	p := n.prop
-	if p == nil || p.phase != 2 || p.epoch != 0 || n.st.Roster.Epoch != 0 || !m.OK || m.Epoch != 0 || m.Ballot != p.ballot {
-		return
+func (k *rosterKeeper) onAccepted(m *Message) (Roster, bool) {
+	p := k.prop
+	if p == nil || p.phase != 2 || p.epoch != 0 || k.cur.Epoch != 0 || !m.OK || m.Epoch != 0 || m.Ballot != p.ballot {
+		return Roster{}, false
 	}
 	p.accepted[m.From] = true
-	if len(p.accepted) >= n.need {
-		n.adoptRoster(now, Roster{Epoch: 1, Members: p.value, Lineage: p.lineage})
+	if len(p.accepted) >= k.need {
+		return Roster{Epoch: 1, Members: p.value, Lineage: p.lineage}, true
 	}
+	return Roster{}, false
 }

@@ -504,11 +504,11 @@ func TestBootstrapPaxosDuplicatesAndLateMessages(t *testing.T) {
 	// Its late prepare and accept reach h0, which has the roster: refused,
 	// and the rival fetches the roster from the refusal.
 	b.deliver("h4", KindAccept, false, "h0")
-	if r := h0.Roster(); r.Epoch != 1 || !slices.Equal(r.Members, chosen) || !h0.st.Accepted.IsZero() {
-		t.Fatalf("h0 after a late accept: roster %+v, accepted %+v", r, h0.st.Accepted)
+	if r := h0.Roster(); r.Epoch != 1 || !slices.Equal(r.Members, chosen) || !h0.roster.accepted.IsZero() {
+		t.Fatalf("h0 after a late accept: roster %+v, accepted %+v", r, h0.roster.accepted)
 	}
 	late := Message{Kind: KindPrepare, App: "app", From: "h4", Epoch: 0, Expect: 5, Ballot: Ballot{Round: 99, Node: "h4"}}
-	h4.prop = &proposal{ballot: late.Ballot, promises: map[string]bool{}, accepted: map[string]bool{}, phase: 1, deadline: b.now + time.Second}
+	h4.roster.prop = &proposal{ballot: late.Ballot, promises: map[string]bool{}, accepted: map[string]bool{}, phase: 1, deadline: b.now + time.Second}
 	h0.Receive(b.now, late)
 	b.collect("h0")
 	b.deliver("h0", KindPromise, false, "h4")
