@@ -234,7 +234,7 @@ func (r *rateLimit) allow(now time.Time) bool {
 }
 
 // ProfileParams maps cluster.profile to memberlist's timing, from which
-// every timeout of the rollout protocol derives (gossip/PROTOCOL.md §6).
+// every timeout of the rollout protocol derives (reconcile/rollout/PROTOCOL.md §6).
 func ProfileParams(profile string) rollout.MemberlistParams {
 	switch profile {
 	case "wan": // memberlist.DefaultWANConfig

@@ -70,7 +70,7 @@ type ClusterConfig struct {
 	// groups (Consul's and Nomad's bootstrap_expect). With it a group's
 	// first roster of voters is chosen by a majority of that many hosts, so
 	// a partitioned new group cannot form two; 0 keeps the older rule, under
-	// which the first host by name forms it alone (gossip/PROTOCOL.md §4.4).
+	// which the first host by name forms it alone (reconcile/rollout/PROTOCOL.md §4.4).
 	// The same value on every host of the group.
 	BootstrapExpect int `yaml:"bootstrap_expect"`
 }

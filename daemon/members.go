@@ -10,7 +10,7 @@ import (
 )
 
 // Members is the membership as one agent sees it: the gossip members and,
-// per application, the roster (the voters, gossip/PROTOCOL.md §4) this
+// per application, the roster (the voters, reconcile/rollout/PROTOCOL.md §4) this
 // agent holds. `drover members` prints it; GET /v1/members serves it.
 type Members struct {
 	Host    string      `json:"host"`
@@ -75,7 +75,7 @@ func appRoster(name, group string, re fleet) AppRoster {
 
 // RemoveMember asks this host's rollout node of every application (or of
 // app only) whose roster has host as a voter to propose a roster without it
-// (rollout.Node.ForceRemove, gossip/PROTOCOL.md §4.2). It returns the
+// (rollout.Node.ForceRemove, reconcile/rollout/PROTOCOL.md §4.2). It returns the
 // rosters in force when asked; the change is in force once a majority of
 // them has accepted it and drained (GET /v1/members shows the new epoch).
 //

@@ -76,7 +76,7 @@ type AppStatus struct {
 	Hosts []HostStatus `json:"hosts"`
 }
 
-// RosterStatus is the group's roster of voters (gossip/PROTOCOL.md §4) as
+// RosterStatus is the group's roster of voters (reconcile/rollout/PROTOCOL.md §4) as
 // this host holds it. Without one no host of the group can take a slot, so
 // Why says what the roster waits for.
 type RosterStatus struct {

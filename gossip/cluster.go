@@ -1,5 +1,5 @@
-// Package gossip binds drover's rollout protocol (package reconcile/rollout,
-// written down in PROTOCOL.md) to hashicorp/memberlist: membership, the
+// Package gossip carries drover's rollout protocol (package reconcile/rollout,
+// written down in reconcile/rollout/PROTOCOL.md) over hashicorp/memberlist: membership, the
 // encrypted keyring, node metadata (the host's deployment groups), and the
 // transport of the protocol's messages.
 //

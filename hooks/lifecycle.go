@@ -143,7 +143,7 @@ type Request struct {
 	// Progress, when set, is called as each event starts and ends.
 	Progress func(ev EventRecord)
 	// Fence, when set, is the rollout protocol's fence of this deployment's
-	// slot (gossip/PROTOCOL.md, A3): no event starts once it has passed
+	// slot (reconcile/rollout/PROTOCOL.md, A3): no event starts once it has passed
 	// (checked before every event and script, so an agent resumed after a
 	// pause stops before doing anything), and every script runs under it
 	// (proc.Fence: enforced by the script's watchdog even while the agent

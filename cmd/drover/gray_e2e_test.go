@@ -19,7 +19,7 @@ import (
 // slotless), then a firewall between {h1,h2} and {h3,h4,h5} drops part of
 // the traffic, and revision 2 is released one at a time. What memberlist
 // shows, and so what the protocol must do, depends on what the cut drops
-// (gossip/PROTOCOL.md §7, gray cuts):
+// (reconcile/rollout/PROTOCOL.md §7, gray cuts):
 //
 //   - udp: datagrams between the sides are dropped, TCP passes.
 //     memberlist's probes fail but its TCP fallback ping succeeds, so it

@@ -49,7 +49,7 @@ func newMembersCmd(g *globalFlags) *cobra.Command {
 }
 
 // removeWarning is printed before every removal. What it says is
-// gossip/PROTOCOL.md §4.2 ("Operator removal").
+// reconcile/rollout/PROTOCOL.md §4.2 ("Operator removal").
 const removeWarning = `WARNING: this removes %s from the roster (the voters) of %s.
   It is for a host that is gone for good, so that its group need not wait
   for the automatic removal of a dead voter (at least 10 minutes dead).

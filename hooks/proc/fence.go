@@ -9,7 +9,7 @@ import (
 )
 
 // Fence is a deadline no script of a lifecycle may outlive: the rollout
-// protocol's fence (gossip/PROTOCOL.md, A3), the instant after which the
+// protocol's fence (reconcile/rollout/PROTOCOL.md, A3), the instant after which the
 // slot's lease may have lapsed on the voters. It is enforced twice:
 //
 //   - by the agent: Run stops the script's tree when the deadline passes,

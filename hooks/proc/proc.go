@@ -48,7 +48,7 @@
 // killer), the pipe reaches EOF and the watchdog sends TERM to the process
 // group, then KILL after the grace. So an interrupted lifecycle event stops
 // by itself, without waiting for the agent's restart; the rollout
-// protocol's fencing (gossip/PROTOCOL.md, A3) relies on it. Processes the
+// protocol's fencing (reconcile/rollout/PROTOCOL.md, A3) relies on it. Processes the
 // script left running after it ended normally are not affected.
 //
 // Process groups (no systemd, or systemd: off): the child gets its own
@@ -209,7 +209,7 @@ const (
 	//     after the grace $1.
 	// So a lifecycle event outlives neither its agent nor its fence, even
 	// while the agent is stopped, which the rollout protocol's fencing
-	// relies on (gossip/PROTOCOL.md, A3).
+	// relies on (reconcile/rollout/PROTOCOL.md, A3).
 	trampoline = `g=$1; shift
 ( ( trap '' TERM HUP INT
     s=$$ b= t=

@@ -16,7 +16,7 @@ import (
 // InconclusiveAt, which are inconclusive until the operator resumes the
 // pause they cause (then they pass). The Nodes decide everything else as
 // they do in the daemon: who evaluates, when a verdict is reached, what it
-// does to the fleet (gossip/PROTOCOL.md §10).
+// does to the fleet (reconcile/rollout/PROTOCOL.md §10).
 type GateScript struct {
 	FailAt         int // step; -1: none
 	InconclusiveAt int // step; -1: none
