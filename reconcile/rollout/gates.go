@@ -11,7 +11,7 @@ import (
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
-// Health gates in the rollout (reconcile/rollout/PROTOCOL.md §10, reconcile/gate/DESIGN.md).
+// Health gates in the rollout (PROTOCOL.md §10, reconcile/gate/DESIGN.md).
 //
 // A rollout of (revision, attempt) is a sequence of steps, fixed by the
 // order (hash(revision, host)) and the policy: for canary, step 0 is the

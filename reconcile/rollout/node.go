@@ -18,7 +18,7 @@ type Config struct {
 	// form the group. 0: the first roster is created by the first host by
 	// name, alone (assumption A4). N > 0: epoch 1 is chosen by Paxos among
 	// the group's hosts with a quorum of ⌊N/2⌋+1, so two first rosters
-	// cannot form apart (reconcile/rollout/PROTOCOL.md §4.4).
+	// cannot form apart (PROTOCOL.md §4.4).
 	BootstrapExpect int
 	// Nonce is random and durable for this host's state (the daemon passes
 	// its state directory's ID): the lineage of a first roster this host

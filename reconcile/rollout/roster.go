@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// rosterKeeper is a host's side of the roster (reconcile/rollout/PROTOCOL.md §4): the
+// rosterKeeper is a host's side of the roster (PROTOCOL.md §4): the
 // roster in force, the Paxos acceptor and proposer state of the instance
 // that chooses the next one (single-decree per epoch, §4.1), its
 // activation once a majority of the roster drained, the roster this host

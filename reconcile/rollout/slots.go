@@ -6,7 +6,7 @@ import (
 )
 
 // Slots: one numbered mutex per slot, granted by a majority with leases
-// (reconcile/rollout/PROTOCOL.md §3). The voter is the grantor's side (one lock per
+// (PROTOCOL.md §3). The voter is the grantor's side (one lock per
 // slot), the claimant the holder's side (at most one claim, its rounds and
 // the validity of their grants). Neither sends anything or reads the rest
 // of the Node: the Node passes in what a rule reads (the roster's epoch,
@@ -16,7 +16,7 @@ import (
 // maxLease bounds the lease a claimant may ask for.
 const maxLease = 10 * time.Minute
 
-// lock is a voter's grant of one slot (reconcile/rollout/PROTOCOL.md §3).
+// lock is a voter's grant of one slot (PROTOCOL.md §3).
 type lock struct {
 	holder string
 	claim  uint64

@@ -7,7 +7,7 @@ import (
 	"github.com/drover-dev/drover/reconcile/manifest"
 )
 
-// strategy is the seam of the rollout strategies (reconcile/rollout/PROTOCOL.md §5):
+// strategy is the seam of the rollout strategies (PROTOCOL.md §5):
 // the target and its policy, the counters over the group's rows that
 // decide who goes next (kept incrementally: one row update costs O(1)),
 // the order (ranks), the window's free slots, halting, the canary bake,

@@ -6,7 +6,7 @@ import (
 )
 
 // MemberlistParams are the memberlist settings the protocol's timeouts derive
-// from (reconcile/rollout/PROTOCOL.md §6).
+// from (PROTOCOL.md §6).
 type MemberlistParams struct {
 	ProbeInterval  time.Duration
 	ProbeTimeout   time.Duration

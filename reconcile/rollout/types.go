@@ -77,7 +77,7 @@ type Row struct {
 	Released  uint64 // highest claim id this host has stopped using
 	Halted    bool   // this host saw the rollout of Revision/Attempt halt
 
-	// Roster state (reconcile/rollout/PROTOCOL.md §4).
+	// Roster state (PROTOCOL.md §4).
 	Epoch      uint64
 	RosterHash uint64
 	AccBallot  Ballot
@@ -85,7 +85,7 @@ type Row struct {
 	Drained    bool
 
 	// Gates is the state of the health gates this host evaluates for
-	// Revision/Attempt (reconcile/rollout/PROTOCOL.md §10): only those of its current
+	// Revision/Attempt (PROTOCOL.md §10): only those of its current
 	// evaluation and the verdicts it reached for it, at most MaxRowGates.
 	// Never modified in place: a new slice replaces it.
 	Gates []GateState

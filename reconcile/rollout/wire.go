@@ -11,7 +11,7 @@ import (
 	"github.com/drover-dev/drover/reconcile/gate"
 )
 
-// Wire limits (reconcile/rollout/PROTOCOL.md §8).
+// Wire limits (PROTOCOL.md §8).
 const (
 	MaxString   = 255
 	MaxList     = 4096
@@ -21,7 +21,7 @@ const (
 	// declares at most 16 gates, manifest.MaxGates).
 	MaxRowGates = 16
 	// MaxGateReason and MaxFlagReason bound the reasons a row's gate state
-	// and a flag carry (reconcile/rollout/PROTOCOL.md §10).
+	// and a flag carry (PROTOCOL.md §10).
 	MaxGateReason = 160
 	MaxFlagReason = 200
 )
