@@ -89,9 +89,9 @@ type App struct {
 	log    *slog.Logger
 	origin time.Time // the local clock's origin (now)
 
-	mu  sync.Mutex // guards in and the fields below
-	in  Input
-	inN int // messages in in.Msgs
+	mu   sync.Mutex        // guards in and the fields below
+	in   Input             // calls and members; Msgs unused (msgs holds them)
+	msgs []rollout.Message // delivered, for the next step (values: one allocation per burst, not per message)
 	// the snapshot of the last View
 	view  View
 	timng rollout.Timing
@@ -200,15 +200,23 @@ func (a *App) run() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	var in Input
+	var msgs []rollout.Message
+	var ptrs []*rollout.Message
 	stopped := false
 	for {
 		a.mu.Lock()
-		in, a.in = a.in, Input{Calls: in.Calls[:0], Members: in.Members[:0], Msgs: in.Msgs[:0]}
-		a.inN = 0
+		in, a.in = a.in, Input{Calls: in.Calls[:0], Members: in.Members[:0]}
+		msgs, a.msgs = a.msgs, msgs[:0]
 		a.mu.Unlock()
+		ptrs = ptrs[:0]
+		for i := range msgs {
+			ptrs = append(ptrs, &msgs[i])
+		}
+		in.Msgs = ptrs
 		now := a.now()
 		wake := a.loop.Step(now, &in)
-		clear(in.Msgs) // the Node keeps none of them
+		clear(ptrs) // the Node keeps none of them
+		clear(msgs)
 		wake = min(wake, a.record(now))
 		if stopped {
 			return // after a last step: what was queued before Close is stored and sent
@@ -293,12 +301,8 @@ func (a *App) kick() {
 // blocks (the transport calls it from memberlist's goroutines).
 func (a *App) Deliver(ms []rollout.Message) int {
 	a.mu.Lock()
-	keep := min(len(ms), max(maxInbox-a.inN, 0))
-	for i := range keep {
-		m := ms[i]
-		a.in.Msgs = append(a.in.Msgs, &m)
-	}
-	a.inN += keep
+	keep := min(len(ms), max(maxInbox-len(a.msgs), 0))
+	a.msgs = append(a.msgs, ms[:keep]...)
 	a.mu.Unlock()
 	if a.cfg.Dropped != nil {
 		for range len(ms) - keep {
