@@ -357,6 +357,11 @@ func TestUnpackMalicious(t *testing.T) {
 		{"tar too many entries", tarSrc, []ent{file("a", "1"), file("b", "2"), file("c", "3")}, Limits{MaxEntries: 2}, ErrTooLarge},
 		{"tar too large", tarSrc, []ent{file("a", big), file("b", big)}, Limits{MaxBytes: 3000}, ErrTooLarge},
 		{"tgz too large single", tgzSrc, []ent{file("a", big)}, Limits{MaxBytes: 100}, ErrTooLarge},
+		// 30,000 directories deep: hours of work without the bound, refused at once
+		{"tar too deep", tarSrc, []ent{file(strings.Repeat("a/", maxNameDepth)+"f", "x")}, Limits{}, ErrTooLarge},
+		{"zip too deep", zipSrc, []ent{file(strings.Repeat("a/", 30000)+"f", "x")}, Limits{}, ErrTooLarge},
+		{"zip implied directories count", zipSrc, []ent{file("a/b/c/f", "x")}, Limits{MaxEntries: 3}, ErrTooLarge},
+		{"zip name too long", zipSrc, []ent{file(strings.Repeat("x", maxNameBytes+1), "x")}, Limits{}, ErrTooLarge},
 		{"zip dotdot", zipSrc, []ent{file("../x", "evil")}, Limits{}, ErrUnsafePath},
 		{"zip backslash dotdot", zipSrc, []ent{file(`..\..\x`, "evil")}, Limits{}, ErrUnsafePath},
 		{"zip absolute", zipSrc, []ent{file(abs, "evil")}, Limits{}, ErrUnsafePath},
@@ -454,5 +459,18 @@ func TestUnpackDuplicateFileReplaced(t *testing.T) {
 	want := []string{"a = new", "h = new"}
 	if got := tree(t, dst); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("tree %q, want %q", got, want)
+	}
+}
+
+// TestUnpackDeepestAllowed: a name at the depth bound unpacks.
+func TestUnpackDeepestAllowed(t *testing.T) {
+	name := strings.Repeat("d/", maxNameDepth-1) + "f"
+	src := writeTemp(t, "b.zip", zipBytes(t, []ent{file(name, "deep")}))
+	dst := filepath.Join(t.TempDir(), "dst")
+	if err := Unpack(context.Background(), src, dst, Limits{}); err != nil {
+		t.Fatalf("unpack of a %d-deep name: %v", maxNameDepth, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != "deep" {
+		t.Errorf("read back %q, %v", b, err)
 	}
 }

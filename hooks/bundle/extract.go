@@ -68,9 +68,22 @@ func (x *extractor) begin(raw string) (string, error) {
 	return rel, nil
 }
 
+// Bounds on one entry's name: Linux's PATH_MAX, and a depth no real bundle
+// comes near. Creating an entry costs time in its depth (each ancestor is
+// checked from the root, through no link): without a bound one 60 KB zip
+// name of 30,000 directories kept Unpack busy for hours.
+const (
+	maxNameBytes = 4096
+	maxNameDepth = 128
+)
+
 // cleanName turns an archive name into a clean relative slash path. It
-// refuses what could leave the root rather than rewriting it.
+// refuses what could leave the root rather than rewriting it, and a name
+// beyond maxNameBytes or maxNameDepth (ErrTooLarge).
 func cleanName(raw string) (string, error) {
+	if len(raw) > maxNameBytes {
+		return "", fmt.Errorf("%w: name of %d bytes, more than %d", ErrTooLarge, len(raw), maxNameBytes)
+	}
 	if strings.IndexByte(raw, 0) >= 0 {
 		return "", fmt.Errorf("%w: name contains a NUL byte", ErrUnsafePath)
 	}
@@ -87,6 +100,9 @@ func cleanName(raw string) (string, error) {
 			return "", fmt.Errorf("%w: path leaves the bundle root (\"..\")", ErrUnsafePath)
 		}
 		out = append(out, p)
+		if len(out) > maxNameDepth {
+			return "", fmt.Errorf("%w: path deeper than %d directories", ErrTooLarge, maxNameDepth)
+		}
 	}
 	return strings.Join(out, "/"), nil
 }
@@ -101,8 +117,10 @@ func (x *extractor) charge(raw string, n int64) error {
 }
 
 // parents makes sure every ancestor of rel is a directory we created,
-// creating missing ones. An ancestor that is a link or a file is refused:
-// nothing is ever written through a symbolic link.
+// creating missing ones; each one created counts as an entry (MaxEntries
+// bounds what the bundle makes on disk, not only what it lists). An
+// ancestor that is a link or a file is refused: nothing is ever written
+// through a symbolic link.
 func (x *extractor) parents(raw, rel string) error {
 	for i := 0; i < len(rel); i++ {
 		if rel[i] != '/' {
@@ -112,6 +130,10 @@ func (x *extractor) parents(raw, rel string) error {
 		switch x.kinds[p] {
 		case kindDir:
 		case 0:
+			x.entries++
+			if x.entries > x.lim.MaxEntries {
+				return entryErr(raw, ErrTooLarge, "more than %d entries, counting the directories its paths imply", x.lim.MaxEntries)
+			}
 			if err := x.root.Mkdir(p, 0o700); err != nil {
 				return &EntryError{Entry: raw, Err: err}
 			}
