@@ -20,7 +20,6 @@ import (
 // flags status reads. (The fleet tests in cmd/drover read the same status
 // from real agents; these cover the states those do not reach cheaply.)
 type stubFleet struct {
-	fleet  // nil: the methods status does not call
 	rows   []rollout.HostStatus
 	roster rollout.RosterState
 	paused bool

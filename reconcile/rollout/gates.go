@@ -72,12 +72,10 @@ type gateCtx struct {
 // row or a reachability changed (only for manifests that declare gates).
 type gateView struct {
 	order    []*peer // hosts of the rollout in the order
-	stepOf   map[*peer]int
 	steps    [][]*peer
 	selfStep int // -1: this host is not in the order
 	merged   map[gateKey]GateState
 	owner    map[gateKey]string // the host whose row gave merged its state
-	started  []bool             // per step: a host of this step has started (forward)
 	complete []bool             // per step: no host of it waits or may be running
 	waiting  []bool             // per step: a host of it has a row waiting for the target
 }

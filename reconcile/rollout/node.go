@@ -62,7 +62,6 @@ type runState struct {
 	rollback bool
 	slotless bool
 	aborted  bool
-	event    string
 	// failed: a rollback of a host whose own run of the target failed; its
 	// row keeps that failure as its result, so that status shows on every
 	// host what halted the rollout after the rollback too.

@@ -166,7 +166,6 @@ type claimState struct {
 	rollback  bool
 	rev       string
 	voters    []string // the voters asked (a majority plus a margin)
-	pos       int
 }
 
 // newClaim is claim id for slot under a roster of members voters of whom
