@@ -72,8 +72,7 @@ type Config struct {
 // called from memberlist's and the applications' goroutines, concurrently.
 type Stats struct {
 	// Dropped counts a message dropped for reason: DropMalformed,
-	// DropOversized, DropVersion, DropUnknownApp, DropOverflow, DropUnsent,
-	// DropStale.
+	// DropOversized, DropVersion, DropUnknownApp, DropUnsent.
 	Dropped func(reason string)
 	// Bytes counts payload bytes of this package's messages, direction "in"
 	// or "out" (memberlist's own traffic is not counted).

@@ -44,15 +44,15 @@ const (
 	maxGroup    = rollout.MaxString
 )
 
-// Drop reasons reported through Stats.Dropped.
+// Drop reasons reported through Stats.Dropped. The application's loop
+// reports its own through the same counter (reconcile.DropStale,
+// DropUnsent, DropOverflow).
 const (
 	DropMalformed  = "malformed"   // not a well-formed envelope or message
 	DropOversized  = "oversized"   // over a size limit
 	DropVersion    = "version"     // an envelope or metadata version this build does not speak
 	DropUnknownApp = "unknown-app" // a message for an application this host does not run
-	DropOverflow   = "overflow"    // an application's inbound queue was full (the protocol tolerates loss)
 	DropUnsent     = "unsent"      // an outbound message that could not be sent (queue full, no address, too large to gossip)
-	DropStale      = "stale"       // a claim its sender had already released (arrived out of order)
 )
 
 // wireError is a decoding failure with the Stats reason it counts under.

@@ -61,7 +61,9 @@ type LoopConfig struct {
 	Log     *slog.Logger
 }
 
-// Reasons passed to LoopConfig.Dropped (the same words as package gossip's).
+// Reasons passed to LoopConfig.Dropped; the agent counts them with
+// gossip's in drover_gossip_messages_dropped_total{reason} (DropUnsent is
+// gossip's word too).
 const (
 	DropStale  = "stale"
 	DropUnsent = "unsent"
@@ -244,12 +246,14 @@ func (l *Loop) receive(now time.Duration, msgs []*rollout.Message) {
 	if len(msgs) == 0 {
 		return
 	}
+	self := l.cfg.Node.Host
 	for _, m := range msgs {
-		if m.Kind == rollout.KindRow {
-			if _, known := l.told[m.Row.Host]; !known {
-				r, _ := l.cfg.Transport.Reach(m.Row.Host)
-				l.setReach(now, m.Row.Host, r)
-			}
+		if m.Kind != rollout.KindRow || m.Row.Host == self { // own rows come back by gossip; self is never told
+			continue
+		}
+		if _, known := l.told[m.Row.Host]; !known {
+			r, _ := l.cfg.Transport.Reach(m.Row.Host)
+			l.setReach(now, m.Row.Host, r)
 		}
 	}
 	before := l.node.Stats().StaleClaims
