@@ -115,10 +115,9 @@ type Agent struct {
 	closeOnce       sync.Once
 }
 
-// appHandle is one application's loop and how to stop it.
+// appHandle is one application's loop (app.stop stops it).
 type appHandle struct {
-	app    *app
-	cancel context.CancelFunc
+	app *app
 }
 
 // New loads the configuration and builds every dependency; nothing runs
@@ -415,18 +414,14 @@ func (a *Agent) startAppLocked(ac AppConfig) error {
 		cfg: ac, host: cfg.Node.Name, log: log, metrics: a.metrics, poller: poller,
 		rc: rc, fleet: rc, deploy: deploy, ep: ep, store: a.store,
 	}
-	ctx, cancel := context.WithCancel(a.loopCtx)
-	ap.start(ctx, a.deployCtx)
-	a.apps[ac.Name] = &appHandle{app: ap, cancel: cancel}
+	ap.start(a.loopCtx, a.deployCtx)
+	a.apps[ac.Name] = &appHandle{app: ap}
 	return nil
 }
 
 // stopApp stops an application's loops, waits for its running deployment,
 // and unregisters it from the cluster.
-func (a *Agent) stopApp(h *appHandle) {
-	h.cancel()
-	h.app.stop()
-}
+func (a *Agent) stopApp(h *appHandle) { h.app.stop() }
 
 func loadRolloutState(path string) (rollout.Persisted, error) {
 	var st rollout.Persisted
