@@ -48,7 +48,7 @@ type AppConfig struct {
 	// its desired revisions become the rollout's (Deploy needs it to fetch
 	// a new revision). Nil: desired state comes from SetDesired only.
 	Poller *source.Poller
-	// Deploy runs what the protocol decides on this host (Deploy.go).
+	// Deploy runs what the protocol decides on this host (deploy.go).
 	// Nil: decisions go to OnDecision instead (tests of the protocol).
 	Deploy     *Deploy
 	OnDecision func(Decision)
@@ -108,7 +108,8 @@ type App struct {
 	last struct { // run's: when the view was last built, and what of it
 		at    time.Duration
 		bake  time.Duration
-		poked time.Time // the last poke of the poller for a peer ahead
+		poked time.Time      // the last poke of the poller for a peer ahead
+		pokes map[string]int // pokes per revision a peer targets that the source has not shown
 	}
 }
 
@@ -253,13 +254,15 @@ func (a *App) record(now time.Duration) time.Duration {
 	a.mu.Lock()
 	a.view = v
 	a.mu.Unlock()
-	if a.cfg.Poller != nil && a.peerAhead(v.Status) && time.Since(a.last.poked) > 2*time.Second {
+	if rev := a.peerAhead(v.Status); rev != "" && time.Since(a.last.poked) > 2*time.Second {
 		// A peer that already targets a revision this host has not seen
 		// means the source moved: poll now rather than at the next
 		// interval, so the fleet reacts within a second or two of the
-		// first host noticing.
-		a.last.poked = time.Now()
-		a.cfg.Poller.Poke()
+		// first host noticing. A few times per revision, not for ever: a
+		// peer whose row names a revision the source no longer shows (a
+		// dead host's last target) must not make this host poll every
+		// two seconds.
+		a.pokeFor(rev)
 	}
 	if n.Roster().Epoch == 0 {
 		return now + a.cfg.ViewEvery
@@ -267,19 +270,37 @@ func (a *App) record(now time.Duration) time.Duration {
 	return now + time.Hour
 }
 
-// peerAhead reports whether some peer targets a revision this host's
-// source has not shown it yet.
-func (a *App) peerAhead(rows []rollout.HostStatus) bool {
+// pokeFor has the poller poll now, for the revision rev a peer targets.
+func (a *App) pokeFor(rev string) {
+	if a.last.pokes == nil || len(a.last.pokes) > 64 {
+		a.last.pokes = map[string]int{} // bounded: start over
+	}
+	a.last.pokes[rev]++
+	a.last.poked = time.Now()
+	a.cfg.Poller.Poke()
+}
+
+// maxPokes is how many times a revision a peer targets makes this host
+// poll its source out of turn.
+const maxPokes = 3
+
+// peerAhead returns a revision some peer targets that this host's source
+// has not shown it yet (and that has not made it poll maxPokes times), ""
+// when there is none.
+func (a *App) peerAhead(rows []rollout.HostStatus) string {
 	d := a.cfg.Deploy
-	if d == nil {
-		return false
+	if d == nil || a.cfg.Poller == nil {
+		return ""
 	}
 	for _, h := range rows {
-		if h.Revision != "" && h.Host != a.cfg.Host && !d.knows(h.Revision) {
-			return true
+		if h.Revision == "" || h.Host == a.cfg.Host || a.last.pokes[h.Revision] >= maxPokes {
+			continue
+		}
+		if _, ok := d.Known(h.Revision); !ok {
+			return h.Revision
 		}
 	}
-	return false
+	return ""
 }
 
 func (a *App) enqueue(k Call) {
@@ -345,7 +366,7 @@ func (a *App) onDesired(rev source.Revision) {
 	if d := a.cfg.Deploy; d != nil {
 		d.Desire(rev)
 	}
-	d := rollout.Desired{Revision: rev.ID, ManifestID: ManifestID(rev)}
+	d := rollout.Desired{Revision: rev.ID, ManifestID: manifestID(rev)}
 	if rev.Manifest != nil {
 		d.Deployment = rev.Manifest.Deployment
 	}
@@ -353,9 +374,9 @@ func (a *App) onDesired(rev source.Revision) {
 	a.SetDesired(d)
 }
 
-// ManifestID changes whenever the manifest or the revision changes: a
+// manifestID changes whenever the manifest or the revision changes: a
 // halted revision is retried only under a new manifest.
-func ManifestID(rev source.Revision) string {
+func manifestID(rev source.Revision) string {
 	h := sha256.New()
 	h.Write([]byte(rev.ID))
 	h.Write([]byte{0})

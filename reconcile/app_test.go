@@ -7,6 +7,7 @@ import (
 
 	"github.com/drover-dev/drover/gossip"
 	"github.com/drover-dev/drover/reconcile/rollout"
+	"github.com/drover-dev/drover/reconcile/source"
 )
 
 // TestAppTellsStoredPauseAtOnce: an application built with a stored pause
@@ -84,5 +85,46 @@ func TestAppCloseStepsWhatWasQueued(t *testing.T) {
 		if st.Flag.Paused != want {
 			t.Fatalf("round %d: SetPaused(%v) queued before Close; stored flag %+v", round, want, st.Flag)
 		}
+	}
+}
+
+// noSource is never asked: the poller below is not run.
+type noSource struct{}
+
+func (noSource) Desired(context.Context) (source.Revision, error) {
+	return source.Revision{}, source.ErrNoManifest
+}
+func (noSource) Fetch(context.Context, source.Revision, string) error { return nil }
+func (noSource) String() string                                       { return "none" }
+
+// TestPeerAheadPokesAFewTimesPerRevision: a peer that targets a revision
+// this host's source has not shown makes it poll out of turn, but only
+// maxPokes times for that revision (a dead host's last target stays in its
+// row for good); a revision the source showed, or this host's own row,
+// never does.
+func TestPeerAheadPokesAFewTimesPerRevision(t *testing.T) {
+	d := &Deploy{}
+	a := NewApp(AppConfig{Name: "x", Group: "g", Host: "a", Deploy: d, Poller: source.NewPoller(noSource{}, source.PollerConfig{})})
+	d.Desire(source.Revision{ID: "r1"})
+	row := func(host, rev string) rollout.HostStatus {
+		return rollout.HostStatus{Row: rollout.Row{Host: host, Revision: rev}}
+	}
+	if got := a.peerAhead([]rollout.HostStatus{row("a", "r9"), row("b", "r1")}); got != "" {
+		t.Errorf("own row and a known revision: peer ahead %q", got)
+	}
+	rows := []rollout.HostStatus{row("b", "r1"), row("c", "r2")}
+	for i := range maxPokes {
+		got := a.peerAhead(rows)
+		if got != "r2" {
+			t.Fatalf("poke %d: peer ahead %q, want r2", i+1, got)
+		}
+		a.pokeFor(got)
+	}
+	if got := a.peerAhead(rows); got != "" {
+		t.Errorf("after %d pokes for r2: peer ahead %q, want none", maxPokes, got)
+	}
+	d.Desire(source.Revision{ID: "r3"})
+	if got := a.peerAhead(append(rows, row("d", "r4"))); got != "r4" {
+		t.Errorf("a new unknown revision: peer ahead %q, want r4", got)
 	}
 }

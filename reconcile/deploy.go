@@ -75,9 +75,6 @@ var ErrAborted = errors.New("aborted by the rollout protocol: this host lost its
 func (d *Deploy) start(ctx context.Context) {
 	d.mu.Lock()
 	d.ctx, d.started = ctx, time.Now()
-	if d.known == nil {
-		d.known = map[string]source.Revision{}
-	}
 	d.mu.Unlock()
 }
 
@@ -113,14 +110,6 @@ func (d *Deploy) Desire(rev source.Revision) {
 		delete(d.known, d.order[0])
 		d.order = d.order[1:]
 	}
-}
-
-// knows reports whether the source published revision id.
-func (d *Deploy) knows(id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.known[id]
-	return ok
 }
 
 // Desired returns the revision the source publishes as desired (the
