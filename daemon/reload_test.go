@@ -237,15 +237,19 @@ func TestReloadDuringDeploymentRecordsItsEnd(t *testing.T) {
 	if err := os.WriteFile(f.cfgPath, []byte(strings.Replace(f.config(""), "poll_interval: 1s", "poll_interval: 2s", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A reload that did not wait would restart the loop from the stored
+	// row, which says running: the deployment would show as interrupted.
+	// The hook is let go once the reload has begun (RELOADING=1; it then
+	// parses the file and stops the application, well within the hook's
+	// 50 ms poll).
+	n := f.agent.notifier.(*recNotifier)
 	done := make(chan error, 1)
 	go func() { done <- f.agent.Reload() }()
-	select {
-	case err := <-done:
-		t.Fatalf("the reload returned (%v) while the lifecycle it restarts the application of still runs", err)
-	case <-time.After(300 * time.Millisecond):
-		// it waits, as it must; not a synchronisation: a reload that
-		// returned at once would be caught here, one that returns later is
-		// caught by the status check below
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(n.all(), "RELOADING=1"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not begin within 30s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if err := os.WriteFile(filepath.Join(f.root, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
